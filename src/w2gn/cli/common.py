@@ -1,0 +1,122 @@
+"""Shared pieces of the command-line interface: option groups, validated option types, output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..io.atomic import atomic_path
+
+
+def positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
+def nonneg_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {v}")
+    return v
+
+
+def positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {v}")
+    return v
+
+
+def nonneg_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {text!r}") from None
+    if not v >= 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {v}")
+    return v
+
+
+def int_list(text: str) -> list[int]:
+    try:
+        vals = [int(t) for t in text.replace(" ", "").split(",") if t]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not vals or min(vals) <= 0:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}")
+    return vals
+
+
+def add_runtime_args(p: argparse.ArgumentParser) -> None:
+    """``--device``, ``--dtype``, ``--seed``, ``--quiet``: every training command has them."""
+    g = p.add_argument_group("runtime")
+    g.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+    g.add_argument("--dtype", default="float32", choices=["float32", "float64"], help="training precision")
+    g.add_argument("--seed", type=int, default=0, help="seed of the initialisation and the sampling (default 0)")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def add_training_args(p: argparse.ArgumentParser, iterations: int = 5000, batch_size: int = 512,
+                      lr: float = 1e-3, lambda_cycle: float | None = None) -> None:
+    """The W2GN hyper-parameters that a user tunes most often."""
+    g = p.add_argument_group("training")
+    g.add_argument("--iterations", type=positive_int, default=iterations, help=f"training steps (default {iterations})")
+    g.add_argument("--batch-size", type=positive_int, default=batch_size, help=f"samples per step (default {batch_size})")
+    g.add_argument("--lr", type=positive_float, default=lr, help=f"Adam learning rate (default {lr})")
+    g.add_argument("--lambda", dest="lambda_cycle", type=nonneg_float, default=lambda_cycle,
+                   help="cycle regulariser weight (per-coordinate normalisation; default min(D, 50))")
+    g.add_argument("--hidden", type=int_list, default=None, help="Dense ICNN widths h0,h1,...  (default ~2D)")
+    g.add_argument("--rank", type=positive_int, default=1, help="rank of the convex quadratic layers (default 1)")
+    g.add_argument("--cycle-x", action="store_true", help="add the R_X cycle term (eq. 51)")
+    g.add_argument("--l1", dest="l1_penalty", type=nonneg_float, default=0.0, help="L1 weight penalty")
+    g.add_argument("--pretrain-iterations", type=nonneg_int, default=1000, help="identity pretraining steps")
+    g.add_argument("--log-every", type=positive_int, default=100, help="statistics/callback period")
+
+
+def training_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The :class:`~w2gn.solvers.W2GNConfig` keyword arguments from parsed CLI options."""
+    return {
+        "iterations": args.iterations,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "lambda_cycle": args.lambda_cycle,
+        "hidden": args.hidden,
+        "rank": args.rank,
+        "cycle_x": args.cycle_x,
+        "l1_penalty": args.l1_penalty,
+        "pretrain_iterations": args.pretrain_iterations,
+        "log_every": args.log_every,
+        "seed": args.seed,
+        "device": args.device,
+        "dtype": args.dtype,
+        "progress": not args.quiet,
+    }
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(obj, indent=2, default=float) + "\n")
+
+
+def write_text(path: str | Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(text)
+
+
+def say(msg: str, quiet: bool = False) -> None:
+    if not quiet:
+        print(msg, file=sys.stderr)

@@ -1,0 +1,45 @@
+"""``w2gn fit SOURCE TARGET -o map.pt``: fit a map between two files of samples."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..io import check_output_path, load_samples
+from ..solvers import get_solver
+from .common import add_runtime_args, add_training_args, say, training_options
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "fit",
+        help="fit an OT map between two sample files",
+        description="Fit a Wasserstein-2 optimal transport map from the samples in SOURCE to those in TARGET "
+        "(.npy/.npz/.csv/.txt/.tsv/.pt files, one sample per row) and save it.",
+    )
+    p.add_argument("source", help="file of source samples (rows)")
+    p.add_argument("target", help="file of target samples (rows)")
+    p.add_argument("-o", "--output", default="map.pt", help="where to save the fitted map (default map.pt)")
+    p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    add_training_args(p)
+    add_runtime_args(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    out = check_output_path(args.output, args.overwrite)
+    x = load_samples(args.source)
+    y = load_samples(args.target)
+    if x.shape[1:] != y.shape[1:]:
+        from ..errors import W2GNUserError
+
+        raise W2GNUserError(
+            f"{args.source} has {x.shape[1]} columns but {args.target} has {y.shape[1]}; "
+            "source and target samples must have the same dimension"
+        )
+    say(f"fitting w2gn map: {x.shape[0]} source and {y.shape[0]} target samples in dimension {x.shape[1]}", args.quiet)
+    solver = get_solver("w2gn", **training_options(args))
+    fitted = solver.fit(x, y)
+    fitted.save(out)
+    last = solver.history[-1] if solver.history else {}
+    say(f"saved {out} (W2^2 dual estimate {last.get('w2_dual', float('nan')):.6g})", args.quiet)
+    return 0

@@ -1,0 +1,268 @@
+"""The fitted transport map: what a solver returns, separate from how it was trained.
+
+A :class:`TransportMap` holds the forward potential ``psi_theta`` (``T = grad psi_theta``) and, where
+the method trains one, the conjugate potential ``psi_omega`` (``T^{-1} ~ grad psi_omega``). Without a
+conjugate network the inverse is computed by solving the conjugate problem numerically.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .conjugate import solve_conjugate
+from .errors import W2GNUserError
+from .io.atomic import atomic_torch_save
+from .networks import ConvexPotential, build_potential, potential_spec
+
+FORMAT = "w2gn-map"
+FORMAT_VERSION = 1
+
+
+def _to_tensor(x) -> tuple[torch.Tensor, bool]:
+    if isinstance(x, torch.Tensor):
+        return x, False
+    arr = np.asarray(x)
+    if not np.issubdtype(arr.dtype, np.number):
+        raise W2GNUserError(f"expected a numeric array, got dtype {arr.dtype}")
+    return torch.from_numpy(np.ascontiguousarray(arr)), True
+
+
+class TransportMap:
+    """A fitted optimal transport map between a source ``P`` and a target ``Q``.
+
+    Parameters
+    ----------
+    forward_potential:
+        ``psi_theta``; the forward map is ``grad psi_theta``.
+    inverse_potential:
+        ``psi_omega`` (optional); the inverse map is ``grad psi_omega``. If absent, :meth:`inverse`
+        solves ``argmax_x <x, y> - psi_theta(x)`` with L-BFGS.
+    method:
+        Name of the training method (``"w2gn"``, ``"mm1"``, ...), for the record.
+    info:
+        Plain-data extras: solver configuration, training history, data identity.
+
+    Every method accepts NumPy arrays or tensors of shape ``(N, *event_shape)`` and returns the same
+    kind; large inputs are processed in batches of ``batch_size`` rows without building a graph.
+    """
+
+    def __init__(
+        self,
+        forward_potential: ConvexPotential,
+        inverse_potential: ConvexPotential | None = None,
+        method: str = "w2gn",
+        info: dict[str, Any] | None = None,
+    ) -> None:
+        self.forward_potential = forward_potential
+        self.inverse_potential = inverse_potential
+        self.method = method
+        self.info: dict[str, Any] = dict(info or {})
+        self.conjugate_options: dict[str, Any] = {"max_iter": 200, "tol": 1e-5}
+
+    # ----------------------------------------------------------------------------------- helpers
+    @property
+    def event_shape(self) -> tuple[int, ...]:
+        return tuple(self.forward_potential.event_shape)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.forward_potential.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.forward_potential.parameters()).dtype
+
+    def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> TransportMap:
+        """Move both potentials (in place); returns ``self``."""
+        for p in (self.forward_potential, self.inverse_potential):
+            if p is not None:
+                p.to(device=device, dtype=dtype)
+        return self
+
+    def _check(self, x: torch.Tensor, what: str) -> None:
+        shape = self.event_shape
+        if x.dim() != len(shape) + 1 or any(s not in (-1, t) for s, t in zip(shape, x.shape[1:])):
+            want = "(N, " + ", ".join("any" if s == -1 else str(s) for s in shape) + ")"
+            raise W2GNUserError(f"{what}: expected an array of shape {want}, got {tuple(x.shape)}")
+        if x.shape[0] and not bool(torch.isfinite(x).all()):
+            raise W2GNUserError(f"{what}: contains NaN or inf values")
+
+    def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], x, what: str) -> Any:
+        t, was_numpy = _to_tensor(x)
+        self._check(t, what)
+        out = fn(t)
+        return out.cpu().numpy() if was_numpy else out
+
+    # ------------------------------------------------------------------------------------- maps
+    def forward(self, x, batch_size: int = 8192):
+        """``T(x) = grad psi_theta(x)``: pushes source samples towards the target."""
+        return self._apply(lambda t: self.forward_potential.map(t, batch_size), x, "forward input")
+
+    __call__ = forward
+
+    def inverse(self, y, batch_size: int = 8192):
+        """``T^{-1}(y)``: ``grad psi_omega(y)`` if a conjugate network exists, else the numerical
+        conjugate ``argmax_x <x, y> - psi_theta(x)`` (L-BFGS, :attr:`conjugate_options`)."""
+        if self.inverse_potential is not None:
+            return self._apply(lambda t: self.inverse_potential.map(t, batch_size), y, "inverse input")
+        return self._apply(lambda t: self._solve(t, batch_size)[0], y, "inverse input")
+
+    def _solve(self, y: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Numerical conjugate per batch: ``(argmax rows, conjugate values)``."""
+        xs, vals = [y.new_empty((0, *y.shape[1:]))], [y.new_empty((0,))]
+        for s in range(0, y.shape[0], batch_size):
+            b = y[s : s + batch_size].to(self.device, self.dtype)
+            res = solve_conjugate(self.forward_potential, b, **self.conjugate_options)
+            xs.append(res.x.to(y.device, y.dtype))
+            vals.append(res.values.to(y.device, y.dtype))
+        return torch.cat(xs), torch.cat(vals)
+
+    def potential(self, x, batch_size: int = 8192):
+        """``psi_theta(x)``, shape ``(N,)``."""
+        return self._apply(lambda t: self.forward_potential.value(t, batch_size), x, "potential input")
+
+    def conjugate_potential(self, y, batch_size: int = 8192):
+        """Estimate of the convex conjugate ``psi_theta^*(y) = max_x <x, y> - psi_theta(x)``, shape ``(N,)``.
+
+        Evaluated at ``x_hat = T^{-1}(y)`` (paper eq. 10): ``<x_hat, y> - psi_theta(x_hat)``. This is a
+        lower bound that is exact when ``x_hat`` is the true argmax; unlike ``psi_omega(y)`` it has no
+        free additive constant.
+        """
+
+        def f(t: torch.Tensor) -> torch.Tensor:
+            if self.inverse_potential is None:
+                return self._solve(t, batch_size)[1]
+            x_hat = self.inverse_potential.map(t, batch_size)
+            psi = self.forward_potential.value(x_hat, batch_size)
+            return (x_hat.to(psi.dtype) * t.to(psi.dtype)).flatten(1).sum(dim=1) - psi
+
+        return self._apply(f, y, "conjugate input")
+
+    # ---------------------------------------------------------------------------- quantities
+    def w2_squared(self, x, y, estimator: str = "dual", batch_size: int = 8192) -> float:
+        """Estimate ``W2^2(P, Q) = E||x - T*(x)||^2`` (no 1/2 factor) from samples ``x ~ P``, ``y ~ Q``.
+
+        ``"dual"`` (Section 3, eq. 5, without the regulariser):
+        ``E||x||^2 + E||y||^2 - 2 (E psi_theta(x) + E psi_theta^*(y))`` with the conjugate from
+        :meth:`conjugate_potential`. ``"primal"``: ``E||x - T(x)||^2`` (needs only ``x``; an upper
+        bound when ``T`` pushes ``P`` exactly to ``Q``).
+        """
+        xt, _ = _to_tensor(x)
+        if estimator == "primal":
+            tx = torch.as_tensor(self.forward(xt, batch_size))
+            return float((tx.to(torch.float64) - xt.to(torch.float64)).flatten(1).square().sum(1).mean())
+        if estimator != "dual":
+            raise ValueError(f"unknown estimator {estimator!r}; use 'dual' or 'primal'")
+        yt, _ = _to_tensor(y)
+        px = torch.as_tensor(self.potential(xt, batch_size)).to(torch.float64)
+        cy = torch.as_tensor(self.conjugate_potential(yt, batch_size)).to(torch.float64)
+        mx = xt.to(torch.float64).flatten(1).square().sum(1).mean()
+        my = yt.to(torch.float64).flatten(1).square().sum(1).mean()
+        return float(mx + my - 2 * (px.mean() + cy.mean()))
+
+    def log_density(
+        self, y, base_log_prob: Callable[[torch.Tensor], torch.Tensor], batch_size: int = 1024
+    ):
+        """Log density of the generated distribution ``T#P`` at ``y`` by change of variables (C.5).
+
+        With ``T^{-1} = grad psi_omega`` injective:
+        ``log q(y) = log p(grad psi_omega(y)) + log det Hess psi_omega(y)``. ``base_log_prob`` is
+        ``log p`` of the source (rows -> ``(N,)``). Needs the conjugate network and vector inputs;
+        the Hessian costs ``D`` backward passes per batch.
+        """
+        if self.inverse_potential is None:
+            raise W2GNUserError("log_density needs a map with a conjugate network (e.g. method 'w2gn')")
+        if len(self.event_shape) != 1:
+            raise W2GNUserError("log_density is defined for vector samples (N, D) only")
+        pot = self.inverse_potential
+
+        def f(t: torch.Tensor) -> torch.Tensor:
+            outs = []
+            for s in range(0, t.shape[0], batch_size):
+                b = t[s : s + batch_size].to(self.device, self.dtype).requires_grad_(True)
+                with torch.enable_grad():
+                    g = pot.gradient(b, create_graph=True)
+                    rows = [torch.autograd.grad(g[:, i].sum(), b, retain_graph=True)[0] for i in range(g.shape[1])]
+                hess = torch.stack(rows, dim=1).detach().to(torch.float64)
+                hess = 0.5 * (hess + hess.mT)
+                sign, logdet = torch.linalg.slogdet(hess)
+                logdet = torch.where(sign > 0, logdet, torch.full_like(logdet, -math.inf))
+                lp = base_log_prob(g.detach()).to(torch.float64)
+                outs.append((lp + logdet).to(t.device))
+            return torch.cat(outs) if outs else t.new_empty((0,))
+
+        return self._apply(f, y, "log_density input")
+
+    # ----------------------------------------------------------------------------- save / load
+    def state(self) -> dict[str, Any]:
+        """Plain-data + tensors dictionary that :meth:`from_state` rebuilds the map from."""
+
+        def pack(p: ConvexPotential | None):
+            if p is None:
+                return None
+            return {"spec": potential_spec(p), "state_dict": {k: v.detach().cpu() for k, v in p.state_dict().items()}}
+
+        return {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "method": self.method,
+            "forward": pack(self.forward_potential),
+            "inverse": pack(self.inverse_potential),
+            "info": self.info,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], source: str = "state") -> TransportMap:
+        if not isinstance(state, dict) or state.get("format") != FORMAT:
+            raise W2GNUserError(f"{source}: not a w2gn map file (no '{FORMAT}' header)")
+        if int(state.get("version", -1)) > FORMAT_VERSION:
+            raise W2GNUserError(f"{source}: written by a newer w2gn (format {state['version']}); upgrade w2gn")
+
+        def unpack(d):
+            if d is None:
+                return None
+            p = build_potential(d["spec"])
+            p.load_state_dict(d["state_dict"])
+            dtype = next(iter(d["state_dict"].values())).dtype
+            return p.to(dtype=dtype)
+
+        try:
+            fwd = unpack(state["forward"])
+            inv = unpack(state.get("inverse"))
+        except (KeyError, RuntimeError, TypeError, ValueError) as exc:
+            raise W2GNUserError(f"{source}: the map file is damaged or inconsistent ({exc})") from exc
+        for p in (fwd, inv):
+            if p is not None and not all(bool(torch.isfinite(v).all()) for v in p.state_dict().values()):
+                raise W2GNUserError(f"{source}: the map holds non-finite weights")
+        return cls(fwd, inv, method=state.get("method", "w2gn"), info=state.get("info", {}))
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write weights and configuration to ``path`` (atomically; ``torch.save`` format)."""
+        for p in (self.forward_potential, self.inverse_potential):
+            if p is not None and not all(bool(torch.isfinite(v).all()) for v in p.state_dict().values()):
+                raise W2GNUserError("refusing to save a map with non-finite weights")
+        atomic_torch_save(self.state(), path)
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, map_location: str | torch.device = "cpu") -> TransportMap:
+        """Read a map written by :meth:`save`; raises :class:`W2GNUserError` on damaged or foreign files."""
+        p = Path(path)
+        if not p.is_file():
+            raise W2GNUserError(f"{p}: no such map file")
+        try:
+            state = torch.load(p, map_location=map_location, weights_only=True)
+        except Exception as exc:
+            raise W2GNUserError(f"{p}: cannot be read as a w2gn map (truncated or foreign file: {type(exc).__name__})") from exc
+        return cls.from_state(state, str(p))
+
+    def __repr__(self) -> str:
+        inv = type(self.inverse_potential).__name__ if self.inverse_potential is not None else "numerical conjugate"
+        return f"TransportMap(method={self.method!r}, forward={type(self.forward_potential).__name__}, inverse={inv}, event_shape={self.event_shape})"

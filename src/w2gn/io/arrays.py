@@ -1,0 +1,120 @@
+"""Read and write sample arrays: ``.npy``, ``.npz``, ``.csv``/``.txt``/``.tsv``, ``.pt``.
+
+Rows are samples, columns coordinates. Every loader validates what it read (2-D, numeric, finite,
+non-empty) and raises :class:`~w2gn.errors.W2GNUserError` naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import W2GNUserError
+from .atomic import atomic_path, check_output_path
+
+SAMPLE_EXTENSIONS = (".npy", ".npz", ".csv", ".txt", ".tsv", ".pt")
+
+
+def _read_text(p: Path) -> np.ndarray:
+    with open(p, encoding="utf-8", errors="replace") as fh:
+        lines = [ln.strip() for ln in fh if ln.strip() and not ln.lstrip().startswith("#")]
+    if not lines:
+        raise W2GNUserError(f"{p}: the file is empty; it should hold one sample per row")
+    delim = "," if "," in lines[0] else ("\t" if "\t" in lines[0] else None)
+    rows = []
+    for i, ln in enumerate(lines):
+        cells = ln.split(delim)
+        try:
+            rows.append([float(c) for c in cells])
+        except ValueError:
+            if i == 0:  # a header line
+                continue
+            bad = next(c for c in cells if not _is_float(c))
+            raise W2GNUserError(f"{p}: line {i + 1} has a non-numeric cell {bad.strip()!r}") from None
+    if not rows:
+        raise W2GNUserError(f"{p}: no numeric rows found")
+    width = {len(r) for r in rows}
+    if len(width) != 1:
+        raise W2GNUserError(f"{p}: rows have different numbers of columns {sorted(width)}")
+    return np.asarray(rows, dtype=np.float64)
+
+
+def _is_float(s: str) -> bool:
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False
+
+
+def load_samples(path: str | os.PathLike, name: str | None = None) -> np.ndarray:
+    """Load a ``(N, D)`` float array of samples from a file, validated.
+
+    ``.npz`` files must hold exactly one array (or one named ``samples``); ``.pt`` files a tensor.
+    """
+    p = Path(path)
+    label = name or str(p)
+    if not p.exists():
+        raise W2GNUserError(f"{p}: no such file")
+    if p.is_dir():
+        raise W2GNUserError(f"{p}: is a folder, expected a file of samples")
+    ext = p.suffix.lower()
+    if ext not in SAMPLE_EXTENSIONS:
+        raise W2GNUserError(f"{p}: unknown file extension {ext!r}; use one of {', '.join(SAMPLE_EXTENSIONS)}")
+    if p.stat().st_size == 0:
+        raise W2GNUserError(f"{p}: the file is empty")
+    try:
+        if ext == ".npy":
+            arr = np.load(p, allow_pickle=False)
+        elif ext == ".npz":
+            with np.load(p, allow_pickle=False) as z:
+                keys = list(z.keys())
+                if "samples" in keys:
+                    arr = z["samples"]
+                elif len(keys) == 1:
+                    arr = z[keys[0]]
+                else:
+                    raise W2GNUserError(f"{p}: holds arrays {keys}; keep one, or name it 'samples'")
+        elif ext == ".pt":
+            import torch
+
+            obj = torch.load(p, map_location="cpu", weights_only=True)
+            if not isinstance(obj, torch.Tensor):
+                raise W2GNUserError(f"{p}: expected a saved tensor, found {type(obj).__name__}")
+            arr = obj.detach().numpy()
+        else:
+            arr = _read_text(p)
+    except W2GNUserError:
+        raise
+    except PermissionError as exc:
+        raise W2GNUserError(f"{p}: cannot be read (permission denied)") from exc
+    except Exception as exc:
+        raise W2GNUserError(f"{p}: cannot be read as {ext} ({type(exc).__name__}: {exc})") from exc
+    from ..distributions.data import validate_samples
+
+    return validate_samples(arr, label).numpy()
+
+
+def save_samples(path: str | os.PathLike, samples, overwrite: bool = False) -> Path:
+    """Write a ``(N, D)`` array to ``path`` (format by extension), atomically."""
+    p = check_output_path(path, overwrite)
+    ext = p.suffix.lower()
+    if ext not in SAMPLE_EXTENSIONS:
+        raise W2GNUserError(f"{p}: unknown file extension {ext!r}; use one of {', '.join(SAMPLE_EXTENSIONS)}")
+    arr = np.asarray(samples.detach().cpu().numpy() if hasattr(samples, "detach") else samples)
+    with atomic_path(p) as tmp:
+        if ext == ".npy":
+            with open(tmp, "wb") as fh:
+                np.save(fh, arr)
+        elif ext == ".npz":
+            with open(tmp, "wb") as fh:
+                np.savez(fh, samples=arr)
+        elif ext == ".pt":
+            import torch
+
+            torch.save(torch.as_tensor(arr), tmp)
+        else:
+            np.savetxt(tmp, arr, delimiter="\t" if ext == ".tsv" else ",", fmt="%.9g")
+    return p

@@ -1,0 +1,44 @@
+"""Convex potentials: the networks whose input-gradients are transport maps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import ConvexPotential
+from .conv_icnn import ConvICNN
+from .convex_quadratic import ConvexQuadratic
+from .dense_icnn import DenseICNN
+
+#: name -> class, used to rebuild a potential from a saved configuration
+POTENTIALS: dict[str, type[ConvexPotential]] = {"DenseICNN": DenseICNN, "ConvICNN": ConvICNN}
+
+
+def register_potential(cls: type[ConvexPotential]) -> type[ConvexPotential]:
+    """Make ``cls`` loadable by name (usable as a class decorator)."""
+    POTENTIALS[cls.__name__] = cls
+    return cls
+
+
+def potential_spec(potential: ConvexPotential) -> dict[str, Any]:
+    """A plain-data description ``{"type": ..., "config": {...}}`` of a potential's architecture."""
+    return {"type": type(potential).__name__, "config": potential.config()}
+
+
+def build_potential(spec: dict[str, Any]) -> ConvexPotential:
+    """Rebuild a potential (untrained weights) from :func:`potential_spec`'s output."""
+    kind = spec.get("type")
+    if kind not in POTENTIALS:
+        raise ValueError(f"unknown potential type {kind!r}; known: {sorted(POTENTIALS)}")
+    return POTENTIALS[kind](**spec.get("config", {}))
+
+
+__all__ = [
+    "ConvexPotential",
+    "ConvexQuadratic",
+    "DenseICNN",
+    "ConvICNN",
+    "POTENTIALS",
+    "register_potential",
+    "potential_spec",
+    "build_potential",
+]

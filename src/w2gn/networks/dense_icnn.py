@@ -1,0 +1,121 @@
+"""Dense input-convex neural network with convex-quadratic skip layers (paper, Appendix B.2)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from .base import ConvexPotential
+from .convex_quadratic import ConvexQuadratic
+
+_ACTIVATIONS = {
+    "celu": nn.functional.celu,
+    "softplus": nn.functional.softplus,
+    "relu": nn.functional.relu,
+}
+
+
+class DenseICNN(ConvexPotential):
+    """Dense ICNN ``[r; h0; h1, ..., hK]`` of the paper (Figure 6).
+
+    ``z_0 = CQ_0(x)``; ``z_k = act(W_k z_{k-1} + CQ_k(x))`` for ``k = 1..K`` with ``W_k >= 0``;
+    ``psi(x) = w_out^T z_K + beta/2 ||x||^2`` with ``w_out >= 0``. Every ``CQ_k`` is a
+    :class:`ConvexQuadratic` layer reading the raw input, and ``act`` is convex and non-decreasing
+    (CELU by default, as in the paper), so ``psi`` is convex; ``beta > 0`` makes it strongly convex
+    and its gradient a bijection (Appendix B.1).
+
+    Parameters
+    ----------
+    dim:
+        Input dimension ``D``.
+    hidden:
+        Widths ``[h0, h1, ..., hK]`` (``h0`` is the first convex-quadratic layer's width).
+    rank:
+        Rank ``r`` of every convex-quadratic form.
+    activation:
+        ``"celu"`` (default), ``"softplus"`` or ``"relu"`` (discontinuous gradient: see Figure 11).
+    strong_convexity:
+        ``beta`` of the ``beta/2 ||x||^2`` term. The paper uses ``1e-6``.
+    dropout:
+        Dropout after each layer in training mode (the reference code used 0.03; default 0).
+    seed:
+        If given, the initialisation uses a private generator with this seed.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        hidden: Sequence[int] = (64, 64, 32),
+        rank: int = 1,
+        activation: str = "celu",
+        strong_convexity: float = 1e-6,
+        dropout: float = 0.0,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__()
+        hidden = [int(h) for h in hidden]
+        if dim <= 0:
+            raise ValueError(f"dim must be positive, got {dim}")
+        if not hidden or min(hidden) <= 0:
+            raise ValueError(f"hidden must be a non-empty list of positive widths, got {hidden}")
+        if activation not in _ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; choose one of {sorted(_ACTIVATIONS)}")
+        if strong_convexity < 0:
+            raise ValueError(f"strong_convexity must be >= 0, got {strong_convexity}")
+        self.dim = int(dim)
+        self.event_shape = (self.dim,)
+        self.hidden = hidden
+        self.rank = int(rank)
+        self.activation = activation
+        self.strong_convexity = float(strong_convexity)
+        self.dropout = float(dropout)
+        self._act = _ACTIVATIONS[activation]
+        self.quadratic_layers = nn.ModuleList(ConvexQuadratic(dim, h, rank=rank) for h in hidden)
+        self.convex_layers = nn.ModuleList(
+            nn.Linear(h_in, h_out, bias=False) for h_in, h_out in zip(hidden[:-1], hidden[1:])
+        )
+        self.final_layer = nn.Linear(hidden[-1], 1, bias=False)
+        self._drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.reset_parameters(seed)
+
+    def reset_parameters(self, seed: int | None = None) -> None:
+        gen = None
+        if seed is not None:
+            gen = torch.Generator().manual_seed(int(seed))
+        with torch.no_grad():
+            for layer in self.quadratic_layers:
+                layer.reset_parameters(gen)
+            # non-negative weights with mean 1/fan_in: each unit starts as an average of its inputs
+            for layer in [*self.convex_layers, self.final_layer]:
+                layer.weight.uniform_(0.0, 2.0 / layer.in_features, generator=gen)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``psi(x)`` for ``x`` of shape ``(N, D)``; returns shape ``(N,)``."""
+        z = self._drop(self.quadratic_layers[0](x))
+        for quad, lin in zip(self.quadratic_layers[1:], self.convex_layers):
+            z = self._drop(self._act(lin(z) + quad(x)))
+        out = self.final_layer(z).squeeze(-1)
+        if self.strong_convexity:
+            out = out + 0.5 * self.strong_convexity * x.square().sum(dim=-1)
+        return out
+
+    def constrained_parameters(self) -> list[nn.Parameter]:
+        return [layer.weight for layer in self.convex_layers] + [self.final_layer.weight]
+
+    @torch.no_grad()
+    def project(self) -> None:
+        for w in self.constrained_parameters():
+            w.clamp_(min=0.0)
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "dim": self.dim,
+            "hidden": list(self.hidden),
+            "rank": self.rank,
+            "activation": self.activation,
+            "strong_convexity": self.strong_convexity,
+            "dropout": self.dropout,
+        }

@@ -1,0 +1,35 @@
+"""Training algorithms behind one interface: ``Solver(config).fit(source, target) -> TransportMap``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import W2GNUserError
+from .base import Callback, Solver, SolverConfig, resolve_device, resolve_dtype
+from .pretrain import pretrain_identity
+from .w2gn import W2GNConfig, W2GNSolver, default_hidden
+
+#: method name -> solver class (the baselines register themselves here too)
+SOLVERS: dict[str, type[Solver]] = {"w2gn": W2GNSolver}
+
+
+def get_solver(method: str, **options: Any) -> Solver:
+    """Instantiate the solver called ``method`` with keyword hyper-parameters."""
+    if method not in SOLVERS:
+        raise W2GNUserError(f"unknown method {method!r}; choose one of {', '.join(sorted(SOLVERS))}")
+    return SOLVERS[method](**options)
+
+
+__all__ = [
+    "Callback",
+    "Solver",
+    "SolverConfig",
+    "W2GNConfig",
+    "W2GNSolver",
+    "SOLVERS",
+    "get_solver",
+    "default_hidden",
+    "pretrain_identity",
+    "resolve_device",
+    "resolve_dtype",
+]

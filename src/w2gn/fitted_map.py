@@ -265,4 +265,5 @@ class TransportMap:
 
     def __repr__(self) -> str:
         inv = type(self.inverse_potential).__name__ if self.inverse_potential is not None else "numerical conjugate"
-        return f"TransportMap(method={self.method!r}, forward={type(self.forward_potential).__name__}, inverse={inv}, event_shape={self.event_shape})"
+        fwd = type(self.forward_potential).__name__
+        return f"TransportMap(method={self.method!r}, forward={fwd}, inverse={inv}, event_shape={self.event_shape})"

@@ -24,24 +24,16 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import time
-from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
-from ..errors import DivergenceError, W2GNUserError
+from ..distributions import Sampler
+from ..errors import W2GNUserError
 from ..fitted_map import TransportMap
 from ..networks import ConvexPotential, ConvICNN, DenseICNN
 from .base import (
-    Callback,
     Solver,
     SolverConfig,
-    check_finite,
-    grads_finite,
-    prepare_samplers,
-    resolve_device,
-    resolve_dtype,
 )
 from .pretrain import pretrain_identity
 
@@ -133,125 +125,75 @@ class W2GNSolver(Solver):
             return sq.mean()
         return 0.5 * sq.sum(dim=1).mean()
 
-    def fit(
-        self,
-        source,
-        target,
-        callback: Callback | None = None,
-        potential: ConvexPotential | None = None,
-    ) -> TransportMap:
-        """Fit ``grad psi_theta: P -> Q`` and ``grad psi_omega: Q -> P``.
-
-        ``source``/``target``: samplers, arrays/tensors ``(N, *shape)`` or callables ``fn(n)``.
-        ``potential``: an untrained psi_theta to use instead of the default network (psi_omega is
-        its copy after pretraining). Raises :class:`~w2gn.errors.DivergenceError` if the loss or a
-        gradient becomes non-finite; :attr:`last_good_state` then holds the last finite weights.
-        """
+    def setup(self, p: Sampler, q: Sampler, generator: torch.Generator, potential: ConvexPotential | None = None) -> None:
+        """Build psi_theta (or take ``potential``), pretrain it to the identity (C.1), copy it to psi_omega."""
         c = self.config
-        device, dtype = resolve_device(c.device), resolve_dtype(c.dtype)
-        p, q = prepare_samplers(source, target, device, dtype)
-        gen = torch.Generator(device=device).manual_seed(int(c.seed))
         theta = potential if potential is not None else self.build_potential(tuple(p.event_shape), c.seed)
-        theta = theta.to(device=device, dtype=dtype)
+        theta = theta.to(device=p.device, dtype=p.dtype)
+        self.pretrain_loss = float("nan")
         if c.pretrain_iterations:
             self.pretrain_loss = pretrain_identity(theta, [p, q], c.pretrain_iterations, c.batch_size,
-                                                   c.pretrain_lr, c.pretrain_tol, gen)
-        omega = copy.deepcopy(theta)
-        return self.train(theta, omega, p, q, gen, callback)
+                                                   c.pretrain_lr, c.pretrain_tol, generator)
+        self.theta = theta
+        self.omega = copy.deepcopy(theta)
+        self.opt_theta = torch.optim.Adam(self.theta.parameters(), lr=c.lr, betas=tuple(c.betas))
+        self.opt_omega = torch.optim.Adam(self.omega.parameters(), lr=c.lr, betas=tuple(c.betas))
 
-    def train(self, theta, omega, p, q, gen, callback: Callback | None = None, start_iteration: int = 0) -> TransportMap:
-        """The main loop of Algorithm 1 from given (pretrained) potentials and samplers."""
+    def modules(self) -> dict[str, torch.nn.Module]:
+        return {"theta": self.theta, "omega": self.omega}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"theta": self.opt_theta, "omega": self.opt_omega}
+
+    def current_map(self) -> TransportMap:
+        return TransportMap(self.theta, self.omega, method=self.name)
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The regularised correlations (eq. 12) on batches ``x ~ P``, ``y ~ Q``.
+
+        Returns the loss to minimise and its parts (detached, for monitoring): ``correlation`` (the
+        full Monte-Carlo correlation, gradient-free ``<., y>`` included), ``cycle_y``, ``cycle_x`` and
+        ``w2_dual = E||x||^2 + E||y||^2 - 2 * correlation`` (eq. 5 without the regulariser).
+        """
         c = self.config
-        dim = p.dim
-        lam = c.effective_lambda(dim)
-        opt_t = torch.optim.Adam(theta.parameters(), lr=c.lr, betas=tuple(c.betas))
-        opt_o = torch.optim.Adam(omega.parameters(), lr=c.lr, betas=tuple(c.betas))
-        self.optimizers = (opt_t, opt_o)
-        # forward network carries the correlation term; the other is its conjugate
-        fwd, bwd, src, tgt = (theta, omega, p, q) if c.correlation_on == "theta" else (omega, theta, q, p)
-        sync_every = 1 if theta_device(theta).type == "cpu" else c.log_every
-        live = TransportMap(theta, omega, method=self.name)
-        start = time.perf_counter()
-        self.last_good_state = self._snapshot(theta, omega, start_iteration)
-        bar = tqdm(total=c.iterations, initial=start_iteration, disable=not c.progress, desc="w2gn", leave=False)
-        theta.train()
-        omega.train()
-        try:
-            for it in range(start_iteration, c.iterations):
-                x = src.sample(c.batch_size, gen)
-                y = tgt.sample(c.batch_size, gen)
-                y_inv = bwd.gradient(y, create_graph=True)
-                y_inv_sg = y_inv.detach() if c.stop_gradient else y_inv
-                psi_x = fwd(x).mean()
-                psi_y_inv = fwd(y_inv_sg).mean()
-                inner = (y_inv_sg * y).flatten(1).sum(1).mean()
-                corr = psi_x - psi_y_inv + (0.0 if c.stop_gradient else inner)
-                loss = corr
-                cyc_y = cyc_x = torch.zeros((), device=y.device, dtype=y.dtype)
-                if c.cycle_y:
-                    cyc_y = self._cycle(fwd.gradient(y_inv, create_graph=True), y)
-                    loss = loss + lam * cyc_y
-                if c.cycle_x:
-                    x_fwd = fwd.gradient(x, create_graph=True)
-                    cyc_x = self._cycle(bwd.gradient(x_fwd, create_graph=True), x)
-                    loss = loss + lam * cyc_x
-                if c.l1_penalty:
-                    loss = loss + c.l1_penalty * (theta.l1_norm() + omega.l1_norm())
-                opt_t.zero_grad(set_to_none=True)
-                opt_o.zero_grad(set_to_none=True)
-                loss.backward()
-                if (it + 1) % sync_every == 0:
-                    check_finite(loss.detach(), it, "loss")
-                    if not grads_finite(list(theta.parameters()) + list(omega.parameters())):
-                        raise DivergenceError(it, "gradient", float("nan"), "a parameter gradient is NaN/inf")
-                opt_t.step()
-                opt_o.step()
-                theta.project()
-                omega.project()
-                bar.update(1)
-                if (it + 1) % c.log_every == 0 or it == c.iterations - 1:
-                    with torch.no_grad():
-                        corr_full = float(psi_x - psi_y_inv + inner.detach())
-                        mx = float(x.flatten(1).square().sum(1).mean())
-                        my = float(y.flatten(1).square().sum(1).mean())
-                        stats = {
-                            "loss": check_finite(loss.detach(), it, "loss"),
-                            "correlation": corr_full,
-                            "cycle_y": float(cyc_y),
-                            "cycle_x": float(cyc_x),
-                            "w2_dual": mx + my - 2 * corr_full,
-                        }
-                    self.last_good_state = self._snapshot(theta, omega, it + 1)
-                    row = self._record(it + 1, start, stats)
-                    bar.set_postfix(loss=f"{stats['loss']:.4g}", cycle=f"{stats['cycle_y'] + stats['cycle_x']:.3g}")
-                    if callback is not None:
-                        theta.eval()
-                        omega.eval()
-                        stop = callback(it + 1, live, row)
-                        theta.train()
-                        omega.train()
-                        if stop:
-                            break
-        finally:
-            bar.close()
-            theta.eval()
-            omega.eval()
-        info: dict[str, Any] = {"config": _plain(c.to_dict()), "history": self.history,
-                                "source": p.describe(), "target": q.describe()}
-        return TransportMap(theta, omega, method=self.name, info=info)
+        lam = c.effective_lambda(x[0].numel())
+        # the network carrying the correlation term and its conjugate; "omega" mirrors P and Q
+        fwd, bwd = (self.theta, self.omega) if c.correlation_on == "theta" else (self.omega, self.theta)
+        if c.correlation_on == "omega":
+            x, y = y, x
+        y_inv = bwd.gradient(y, create_graph=True)  # computed once: used by both terms
+        y_inv_sg = y_inv.detach() if c.stop_gradient else y_inv
+        psi_x = fwd(x).mean()
+        psi_y_inv = fwd(y_inv_sg).mean()
+        inner = (y_inv_sg * y).flatten(1).sum(1).mean()
+        loss = psi_x - psi_y_inv + (0.0 if c.stop_gradient else inner)
+        zero = torch.zeros((), device=y.device, dtype=y.dtype)
+        cyc_y = cyc_x = zero
+        if c.cycle_y:
+            cyc_y = self._cycle(fwd.gradient(y_inv, create_graph=True), y)
+            loss = loss + lam * cyc_y
+        if c.cycle_x:
+            cyc_x = self._cycle(bwd.gradient(fwd.gradient(x, create_graph=True), create_graph=True), x)
+            loss = loss + lam * cyc_x
+        if c.l1_penalty:
+            loss = loss + c.l1_penalty * (self.theta.l1_norm() + self.omega.l1_norm())
+        with torch.no_grad():
+            corr = psi_x - psi_y_inv + inner
+            w2 = x.flatten(1).square().sum(1).mean() + y.flatten(1).square().sum(1).mean() - 2 * corr
+        parts = {"correlation": corr.detach(), "cycle_y": cyc_y.detach(), "cycle_x": cyc_x.detach(), "w2_dual": w2.detach()}
+        return loss, parts
 
-    @staticmethod
-    def _snapshot(theta, omega, iteration: int) -> dict[str, Any]:
-        return {
-            "iteration": iteration,
-            "theta": {k: v.detach().clone() for k, v in theta.state_dict().items()},
-            "omega": {k: v.detach().clone() for k, v in omega.state_dict().items()},
-        }
-
-
-def theta_device(module: torch.nn.Module) -> torch.device:
-    return next(module.parameters()).device
-
-
-def _plain(d: dict[str, Any]) -> dict[str, Any]:
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
+    def step(self, iteration: int, p: Sampler, q: Sampler, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """Algorithm 1, one iteration: sample, loss (eq. 12), one Adam step on each network, projection."""
+        c = self.config
+        x = p.sample(c.batch_size, generator)
+        y = q.sample(c.batch_size, generator)
+        loss, parts = self.loss(x, y)
+        self.opt_theta.zero_grad(set_to_none=True)
+        self.opt_omega.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_theta.step()
+        self.opt_omega.step()
+        self.theta.project()
+        self.omega.project()
+        return {"loss": loss.detach(), **parts}

@@ -102,6 +102,45 @@ class DenseICNN(ConvexPotential):
             out = out + 0.5 * self.strong_convexity * x.square().sum(dim=-1)
         return out
 
+    def gradient_analytic(self, x: torch.Tensor) -> torch.Tensor:
+        """``grad_x psi(x)`` by an explicit backward pass written in tensor operations.
+
+        Equal to :meth:`gradient` (autograd) but built from plain matmuls, so it is differentiable
+        w.r.t. the parameters with a single backward (no double backward) and exportable to
+        TorchScript/ONNX. With ``a_k`` the pre-activations and ``delta_K = w_out``:
+        ``g_k = delta_k * act'(a_k)``, ``delta_{k-1} = g_k W_k``,
+        ``grad = sum_k J_{CQ_k}(x)^T g_k + J_{CQ_0}(x)^T delta_0 + beta x`` with
+        ``J_CQ^T g = 2 F (P * g) + W^T g`` for ``P = F^T x`` (B.2). Dropout must be inactive.
+        """
+        if self.training and self.dropout > 0:
+            raise RuntimeError("gradient_analytic does not model dropout; call eval() or use dropout=0")
+        n = x.shape[0]
+        quads = []  # per layer: projections P (N, rank, out)
+        pre = []  # pre-activations a_k, k >= 1
+        q0 = self.quadratic_layers[0]
+        p0 = (x @ q0.quadratic_decomposed).view(n, q0.rank, q0.out_features)
+        quads.append(p0)
+        z = p0.square().sum(1) + nn.functional.linear(x, q0.weight, q0.bias)
+        for quad, lin in zip(self.quadratic_layers[1:], self.convex_layers):
+            pk = (x @ quad.quadratic_decomposed).view(n, quad.rank, quad.out_features)
+            quads.append(pk)
+            a = lin(z) + pk.square().sum(1) + nn.functional.linear(x, quad.weight, quad.bias)
+            pre.append(a)
+            z = self._act(a)
+        delta = self.final_layer.weight.expand(n, -1)
+        grad = self.strong_convexity * x if self.strong_convexity else torch.zeros_like(x)
+        for k in range(len(self.convex_layers), -1, -1):
+            if k >= 1:
+                g = delta * _act_derivative(self.activation, pre[k - 1])
+            else:
+                g = delta
+            layer = self.quadratic_layers[k]
+            pg = (quads[k] * g.unsqueeze(1)).reshape(n, layer.rank * layer.out_features)
+            grad = grad + 2.0 * pg @ layer.quadratic_decomposed.T + g @ layer.weight
+            if k >= 1:
+                delta = g @ self.convex_layers[k - 1].weight
+        return grad
+
     def constrained_parameters(self) -> list[nn.Parameter]:
         return [layer.weight for layer in self.convex_layers] + [self.final_layer.weight]
 
@@ -119,3 +158,12 @@ class DenseICNN(ConvexPotential):
             "strong_convexity": self.strong_convexity,
             "dropout": self.dropout,
         }
+
+
+def _act_derivative(name: str, a: torch.Tensor) -> torch.Tensor:
+    """Derivative of the activation at pre-activation ``a`` (CELU with alpha=1, softplus, ReLU)."""
+    if name == "celu":
+        return torch.where(a > 0, torch.ones_like(a), torch.exp(torch.clamp(a, max=0.0)))
+    if name == "softplus":
+        return torch.sigmoid(a)
+    return (a > 0).to(a.dtype)

@@ -344,6 +344,20 @@ class CheckpointWriter:
             old.unlink(missing_ok=True)
         return path
 
+    def discard_from(self, iteration: int) -> list[Path]:
+        """Rename checkpoints at ``iteration`` or later to ``*.ckpt.diverged`` (kept for inspection, never
+        resumed from) after a divergence detected at that iteration; returns the renamed files."""
+        moved = []
+        for f in list_checkpoints(self.folder):
+            if int(_NAME.match(f.name).group(1)) >= iteration:
+                target = f.with_name(f.name + ".diverged")
+                os.replace(f, target)
+                moved.append(target)
+        remaining = list_checkpoints(self.folder)
+        self.last_path = remaining[-1] if remaining else None
+        self.last_iteration = int(_NAME.match(remaining[-1].name).group(1)) if remaining else None
+        return moved
+
     def _clean_temporaries(self) -> None:
         # a process killed while writing leaves its hidden temporary file; nothing else reads them
         for f in self.folder.glob(".ckpt-*.tmp"):

@@ -293,13 +293,22 @@ class Solver(ABC):
         self._p, self._q, self._gen = p, q, gen
         if self.last_good_state is None:
             self.last_good_state = self.snapshot()
+        # A state saved at iteration j holds the weights whose loss is computed at step j: it becomes
+        # "good" only once that loss has passed the checks; until then it is pending.
+        self._pending: dict[str, Any] | None = None
         while True:
             try:
                 self._loop(p, q, gen, callback, writer)
+                if self._pending is not None:
+                    self.last_good_state, self._pending = self._pending, None
                 return
             except DivergenceError as exc:
+                self._pending = None
                 good = self.last_good_state
                 exc.last_good_iteration = good["iteration"] if good is not None else None
+                if writer is not None:
+                    # checkpoints from the failing step on hold the weights that failed: set them aside
+                    writer.discard_from(exc.iteration)
                 exc.checkpoint = str(writer.last_path) if writer is not None and writer.last_path is not None else None
                 if self.restarts >= self.config.max_restarts or good is None or "optimizers" not in good:
                     raise
@@ -350,7 +359,7 @@ class Solver(ABC):
                     for m in mods.values():
                         m.eval()
                     stats.update(self.extra_stats(p, q))
-                    self.last_good_state = self.snapshot()
+                    self._pending = self.snapshot()
                     row = self._record(self.iteration, start, stats)
                     bar.set_postfix(loss=f"{stats['loss']:.4g}")
                     stop = bool(callback(self.iteration, self.current_map(), row)) if callback is not None else False
@@ -383,6 +392,9 @@ class Solver(ABC):
                 raise DivergenceError(it, "loss", loss, f"|loss| exceeds {factor:g} x its running average {ref:.4g}")
             # an exponential moving average of |loss| over roughly the last 100 checks
             self._loss_ema = abs(loss) if ref is None else 0.99 * ref + 0.01 * abs(loss)
+        pending = getattr(self, "_pending", None)
+        if pending is not None and it >= pending["iteration"]:
+            self.last_good_state, self._pending = pending, None
 
     @staticmethod
     def _check_weights(mods: dict[str, torch.nn.Module], it: int) -> None:

@@ -248,8 +248,8 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> d
         raise W2GNUserError(f"{p}: written by a newer w2gn (checkpoint format {version} > {FORMAT_VERSION}); upgrade w2gn")
     payload = raw[end + 1:]
     if len(payload) < size:
-        raise W2GNUserError(f"{p}: truncated checkpoint ({len(payload)} of {size} payload bytes; the write was "
-                            "interrupted); an older checkpoint in the folder is used by --resume")
+        raise W2GNUserError(f"{p}: truncated checkpoint ({len(payload)} of {size} payload bytes; the write or a "
+                            "copy was interrupted)")
     if len(payload) > size or hashlib.sha256(payload).hexdigest() != digest:
         raise W2GNUserError(f"{p}: corrupted checkpoint (checksum mismatch); delete it")
     try:

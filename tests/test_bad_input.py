@@ -157,6 +157,13 @@ def row_foreign_checkpoint(t, maps):
     return ["resume", d]
 
 
+def row_checkpoints_of_earlier_run(t, maps):
+    d = t / "out.pt.ckpt"
+    d.mkdir()
+    (d / "ckpt-000000010.ckpt").write_bytes(b"an earlier run's")
+    return ["fit", _npy(t / "x.npy", np.ones((20, 2))), _npy(t / "y.npy", np.ones((20, 2))), "-o", t / "out.pt", *FIT]
+
+
 def row_truncated_map(t, maps):
     data = Path(maps[2]).read_bytes()
     (t / "m.pt").write_bytes(data[: len(data) // 2])
@@ -223,6 +230,8 @@ ROWS = {
                                             "out.pt"),
     "foreign checkpoint": (row_foreign_checkpoint, r"ckpt-000000010\.ckpt: is not a w2gn checkpoint \(a PyTorch/zip file",
                            None),
+    "checkpoint folder of an earlier run": (row_checkpoints_of_earlier_run,
+                                            r"out\.pt\.ckpt: holds checkpoints of an earlier run .*pass --resume", "out.pt"),
     "truncated map file": (row_truncated_map, r"m\.pt: cannot be read as a w2gn map \(truncated or foreign file", "out.npy"),
     "foreign map file": (row_foreign_map, r"m\.pt: not a w2gn map file", "out.npy"),
     "output in a missing folder": (row_output_missing_folder, r"out\.npy: the folder .*no does not exist", "no/out.npy"),

@@ -131,3 +131,12 @@ def test_sigkill_at_a_random_moment_then_resume_is_bit_identical(tmp_path):
     assert resumed.info["iterations"] == ref.info["iterations"] == 160
     _same_weights(ref, resumed, f"(kill delay seed {seed}, newest checkpoint {killed_at})")
     assert not list(ckdir.glob(".*.tmp"))  # the killed write's temporary file (if any) was cleaned
+
+
+def test_fresh_run_refuses_or_replaces_an_earlier_runs_checkpoints(tmp_path):
+    x, y = _data()
+    W2GNSolver(iterations=20, checkpoint_dir=str(tmp_path), checkpoint_every=10, **TINY).fit(x, y)
+    with pytest.raises(W2GNUserError, match="holds checkpoints of an earlier run"):
+        W2GNSolver(iterations=10, checkpoint_dir=str(tmp_path), checkpoint_every=10, **TINY).fit(x, y)
+    W2GNSolver(iterations=10, checkpoint_dir=str(tmp_path), checkpoint_every=10, overwrite_checkpoints=True, **TINY).fit(x, y)
+    assert [p.name for p in ckpt.list_checkpoints(tmp_path)] == ["ckpt-000000000.ckpt", "ckpt-000000010.ckpt"]

@@ -56,6 +56,7 @@ _REQUIRED = ("format", "version", "method", "iteration", "config", "data", "modu
 RESUME_FREE_FIELDS = frozenset({
     "iterations", "progress", "log_every", "device", "lr",
     "checkpoint_dir", "checkpoint_every", "checkpoint_seconds", "keep_checkpoints", "resume", "force_resume",
+    "overwrite_checkpoints",
     "explode_factor", "max_restarts", "restart_lr_factor",
 })
 
@@ -327,6 +328,17 @@ class CheckpointWriter:
         existing = list_checkpoints(self.folder)
         if existing:
             self.last_path = existing[-1]
+
+    def start_fresh(self, overwrite: bool = False) -> None:
+        """Before a run that does not resume: refuse a folder holding another run's checkpoints (a later
+        resume would pick them up), or delete them with ``overwrite``."""
+        old = list_checkpoints(self.folder)
+        if old and not overwrite:
+            raise W2GNUserError(f"{self.folder}: holds checkpoints of an earlier run (newest {old[-1].name}); pass "
+                                "--resume to continue it, --overwrite to replace it, or choose another --checkpoint-dir")
+        for f in [*old, *self.folder.glob("ckpt-*.ckpt.diverged")] if old or self.folder.is_dir() else []:
+            f.unlink(missing_ok=True)
+        self.last_path = self.last_iteration = None
 
     def due(self, iteration: int) -> bool:
         if self.every > 0:

@@ -150,6 +150,7 @@ def checkpoint_options(args: argparse.Namespace) -> dict[str, Any]:
         "keep_checkpoints": args.keep_checkpoints,
         "resume": bool(args.resume) and not args.no_checkpoints,
         "force_resume": args.force_resume,
+        "overwrite_checkpoints": bool(getattr(args, "overwrite", False)),
         "explode_factor": args.explode_factor,
         "max_restarts": args.max_restarts,
         "restart_lr_factor": args.restart_lr_factor,

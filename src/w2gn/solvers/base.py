@@ -93,7 +93,8 @@ class SolverConfig:
     ``checkpoint_seconds`` of wall time (0 = never by time), plus one at the end of a run that wrote
     any; the newest ``keep_checkpoints`` are kept. ``resume``: continue from the newest valid
     checkpoint in ``checkpoint_dir`` (a fresh start if it has none); ``force_resume``: even if the
-    data or the configuration differ from the checkpoint's. ``explode_factor``: stop when
+    data or the configuration differ from the checkpoint's. A fresh run refuses a folder that holds
+    another run's checkpoints unless ``overwrite_checkpoints`` (which deletes them). ``explode_factor``: stop when
     ``|loss|`` exceeds this multiple of its running average (floor 1; 0 = off), besides NaN/inf
     losses, gradients and weights. ``max_restarts``: on divergence, restart from the last good
     state with the learning rates multiplied by ``restart_lr_factor``, at most this many times.
@@ -113,6 +114,7 @@ class SolverConfig:
     keep_checkpoints: int = 3
     resume: bool = False
     force_resume: bool = False
+    overwrite_checkpoints: bool = False
     explode_factor: float = 1e4
     max_restarts: int = 0
     restart_lr_factor: float = 0.5
@@ -233,6 +235,8 @@ class Solver(ABC):
             self._checkpoints = ckpt.CheckpointWriter(c.checkpoint_dir, c.keep_checkpoints, c.checkpoint_every,
                                                       c.checkpoint_seconds)
         found = ckpt.load_latest(c.checkpoint_dir, device) if c.resume else None
+        if self._checkpoints is not None and not c.resume:
+            self._checkpoints.start_fresh(c.overwrite_checkpoints)
         if found is not None:
             path, state = found
             ckpt.check_resumable(state, self, p, q, str(path), force=c.force_resume)

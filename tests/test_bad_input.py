@@ -199,6 +199,11 @@ def row_output_exists_fit(t, maps):
     return ["fit", _npy(t / "x.npy", np.ones((20, 2))), _npy(t / "y.npy", np.ones((20, 2))), "-o", t / "out.pt", *FIT]
 
 
+def row_output_exists_gaussian(t, maps):
+    (t / "gaussian_D2.json").write_bytes(b"precious")
+    return ["gaussian", "--dim", "2", "--out-dir", t, *FIT]
+
+
 def _fit_with(*opts):
     def row(t, maps):
         return ["fit", _npy(t / "x.npy", np.ones((20, 2))), _npy(t / "y.npy", np.ones((20, 2))), "-o", t / "out.pt",
@@ -239,6 +244,7 @@ ROWS = {
                                      "ro/out.npy"),
     "output exists (transform)": (row_output_exists, r"out\.npy: already exists; pass --overwrite", None),
     "output exists (fit)": (row_output_exists_fit, r"out\.pt: already exists; pass --overwrite", None),
+    "output exists (gaussian)": (row_output_exists_gaussian, r"gaussian_D2\.json: already exists; pass --overwrite", None),
     "negative batch size": (_fit_with("--batch-size", "-5"), r"--batch-size: expected a positive integer, got -5", "out.pt"),
     "zero batch size": (_fit_with("--batch-size", "0"), r"--batch-size: expected a positive integer, got 0", "out.pt"),
     "negative iterations": (_fit_with("--iterations", "-1"), r"--iterations: expected a positive integer, got -1", "out.pt"),
@@ -271,7 +277,8 @@ def test_bad_input_row(row, tmp_path, maps, capsys, monkeypatch):
     after = {p for p in tmp_path.rglob("*")}
     assert after - before <= {tmp_path / "out.pt.ckpt"}, sorted(map(str, after - before))  # nothing else written
     if row.startswith("output exists"):
-        assert (tmp_path / output if output else next(iter(tmp_path.glob("out.*")))).read_bytes() == b"precious"
+        kept = [p for p in tmp_path.iterdir() if p.is_file() and p.suffix in (".pt", ".npy", ".json")]
+        assert [p.read_bytes() for p in kept if p.name != "x.npy" and p.name != "y.npy"] == [b"precious"]
 
 
 # ------------------------------------------------------------------------- images that convert

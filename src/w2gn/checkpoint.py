@@ -390,6 +390,8 @@ def _plain_value(v: Any) -> Any:
         return [_plain_value(x) for x in v]
     if isinstance(v, (np.generic,)):
         return v.item()
+    if isinstance(v, os.PathLike):
+        return os.fspath(v)
     if isinstance(v, torch.Tensor) and v.numel() == 1:
         return v.item()
     return v

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import sys
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -132,6 +134,8 @@ class SolverConfig:
             raise W2GNUserError(f"explode_factor must be > 1 (or 0 = off), got {self.explode_factor}")
         if not 0 < self.restart_lr_factor < 1:
             raise W2GNUserError(f"restart_lr_factor must be in (0, 1), got {self.restart_lr_factor}")
+        if self.checkpoint_dir is not None:
+            self.checkpoint_dir = os.fspath(self.checkpoint_dir)  # a Path is fine too; stored as text
         if self.resume and not self.checkpoint_dir:
             raise W2GNUserError("resume needs a checkpoint folder; pass --checkpoint-dir (checkpoint_dir=...)")
 
@@ -329,7 +333,7 @@ class Solver(ABC):
                                          "restarted_from": self.iteration, "lr": min(lrs) if lrs else float("nan")})
                 self.restarts = len(self.restart_log)
                 tqdm.write(f"{self.name}: {exc}; restart {self.restarts}/{self.config.max_restarts} from iteration "
-                           f"{self.iteration} with learning rate x{factor}")
+                           f"{self.iteration} with learning rate x{factor}", file=sys.stderr)
 
     def _loop(self, p: Sampler, q: Sampler, gen: torch.Generator, callback: Callback | None, writer) -> None:
         c = self.config

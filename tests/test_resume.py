@@ -109,17 +109,19 @@ def test_sigkill_at_a_random_moment_then_resume_is_bit_identical(tmp_path):
     child = subprocess.Popen([sys.executable, "-m", "w2gn", *args, "-o", str(tmp_path / "killed.pt"),
                               "--checkpoint-every", "10"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     seed = random.randrange(10**6)
-    delay = random.Random(seed).uniform(0.0, 0.6)
+    rnd = random.Random(seed)
+    # a random moment: shortly after a random periodic checkpoint (10..80 of 120 iterations)
+    kill_after, delay = 10 * rnd.randint(1, 8), rnd.uniform(0.0, 0.05)
     try:
-        deadline = time.monotonic() + 90
-        while not (ckdir / "ckpt-000000010.ckpt").exists():
+        deadline = time.monotonic() + 120
+        while not any(int(f.stem.split("-")[1]) >= kill_after for f in ckpt.list_checkpoints(ckdir)):
             assert child.poll() is None, child.stderr.read().decode()
             assert time.monotonic() < deadline, "the child wrote no checkpoint"
-            time.sleep(0.02)
+            time.sleep(0.005)
         time.sleep(delay)
         child.send_signal(signal.SIGKILL)
         child.wait(30)
-        assert child.returncode == -signal.SIGKILL, f"child ended by itself before the kill (delay {delay:.2f}s)"
+        assert child.returncode == -signal.SIGKILL, f"child ended by itself before the kill (seed {seed})"
         assert not (tmp_path / "killed.pt").exists()  # no half-written map
         killed_at = ckpt.list_checkpoints(ckdir)[-1].name
         assert main(["resume", str(ckdir)]) == 0

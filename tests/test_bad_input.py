@@ -335,3 +335,18 @@ def test_resume_of_python_run_is_refused(tmp_path, capsys):
                checkpoint_dir=str(tmp_path), checkpoint_every=1).fit(rng.random((10, 2)), rng.random((10, 2)))
     assert _run(["resume", tmp_path]) == 2
     assert "written by a Python program" in capsys.readouterr().err
+
+
+def test_disk_full_exit_1_and_nothing_half_written(tmp_path, capsys, monkeypatch):
+    x = _npy(tmp_path / "x.npy", np.random.default_rng(0).random((20, 2)))
+
+    def full(obj, f, *a, **k):
+        with open(f, "wb") as fh:
+            fh.write(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full)
+    assert _run(["fit", x, x, "-o", tmp_path / "out.pt", *FIT]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [err] and "No space left on device" in err and "nothing was written" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.npy"]  # no map, no temporary file

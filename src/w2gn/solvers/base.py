@@ -238,7 +238,8 @@ class Solver(ABC):
         if c.checkpoint_dir:
             self._checkpoints = ckpt.CheckpointWriter(c.checkpoint_dir, c.keep_checkpoints, c.checkpoint_every,
                                                       c.checkpoint_seconds)
-        found = ckpt.load_latest(c.checkpoint_dir, device) if c.resume else None
+        # loaded on the CPU: RNG states must stay CPU tensors; load_state_dict moves weights to the device
+        found = ckpt.load_latest(c.checkpoint_dir) if c.resume else None
         if self._checkpoints is not None and not c.resume:
             self._checkpoints.start_fresh(c.overwrite_checkpoints)
         if found is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -96,3 +98,11 @@ def test_save_rgb_round_trip_atomic(tmp_path):
     with pytest.raises(W2GNUserError, match="NaN"):
         save_rgb(tmp_path / "n.png", np.full((2, 2, 3), np.nan))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o.png"]
+
+
+def test_real_photo_matches_pillow():
+    photo = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "color_photos" / "ocean_day.jpg"
+    out = load_rgb(photo)
+    assert out.shape == (669, 1000, 3) and out.dtype == np.float32
+    np.testing.assert_array_equal(out, np.asarray(Image.open(photo).convert("RGB"), np.float32) / 255.0)
+    assert 0.0 <= out.min() and out.max() <= 1.0 and out.std() > 0.05

@@ -142,3 +142,12 @@ def test_fresh_run_refuses_or_replaces_an_earlier_runs_checkpoints(tmp_path):
         W2GNSolver(iterations=10, checkpoint_dir=str(tmp_path), checkpoint_every=10, **TINY).fit(x, y)
     W2GNSolver(iterations=10, checkpoint_dir=tmp_path, checkpoint_every=10, overwrite_checkpoints=True, **TINY).fit(x, y)
     assert [p.name for p in ckpt.list_checkpoints(tmp_path)] == ["ckpt-000000000.ckpt", "ckpt-000000010.ckpt"]
+
+
+def test_replay_argv_points_at_the_folder_and_lets_new_options_win():
+    from w2gn.cli.resume import replay_argv
+
+    rec = ["--debug", "fit", "a.npy", "b.npy", "--checkpoint-dir", "old", "--resume", "--no-checkpoints",
+           "--checkpoint-dir=old2", "--lr", "1"]
+    assert replay_argv(rec, "/abs/ck", ["--lr", "0.1"]) == [
+        "--debug", "fit", "a.npy", "b.npy", "--lr", "1", "--checkpoint-dir", "/abs/ck", "--resume", "--lr", "0.1"]

@@ -151,3 +151,47 @@ def test_replay_argv_points_at_the_folder_and_lets_new_options_win():
            "--checkpoint-dir=old2", "--lr", "1"]
     assert replay_argv(rec, "/abs/ck", ["--lr", "0.1"]) == [
         "--debug", "fit", "a.npy", "b.npy", "--lr", "1", "--checkpoint-dir", "/abs/ck", "--resume", "--lr", "0.1"]
+
+
+class _Interrupted(W2GNSolver):
+    def step(self, iteration, p, q, generator):
+        if iteration == 17:
+            raise KeyboardInterrupt
+        return super().step(iteration, p, q, generator)
+
+
+def test_ctrl_c_saves_the_last_good_state_and_resume_is_bit_identical(tmp_path):
+    x, y = _data()
+    full = W2GNSolver(iterations=30, **TINY).fit(x, y)
+    with pytest.raises(KeyboardInterrupt) as info:
+        _Interrupted(iterations=30, checkpoint_dir=str(tmp_path), checkpoint_every=100, **TINY).fit(x, y)
+    assert info.value.checkpoint.endswith("ckpt-000000010.ckpt")  # the last state whose loss was checked
+    resumed = W2GNSolver(iterations=30, checkpoint_dir=str(tmp_path), checkpoint_every=100, resume=True, **TINY).fit(x, y)
+    _same_weights(full, resumed)
+
+
+def test_sigterm_stops_the_cli_with_status_130_and_a_checkpoint(tmp_path):
+    x, y = _data()
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
+           "OMP_NUM_THREADS": "1"}
+    child = subprocess.Popen([sys.executable, "-m", "w2gn", "fit", str(tmp_path / "x.npy"), str(tmp_path / "y.npy"),
+                              "-o", str(tmp_path / "m.pt"), "--iterations", "100000", "--batch-size", "16", "--hidden", "4",
+                              "--pretrain-iterations", "0", "--log-every", "2", "--checkpoint-every", "100000", "--quiet"],
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 90
+        while not (tmp_path / "m.pt.ckpt" / "ckpt-000000000.ckpt").exists():
+            assert child.poll() is None and time.monotonic() < deadline, child.stderr.read().decode()
+            time.sleep(0.01)
+        time.sleep(0.5)
+        child.send_signal(signal.SIGTERM)
+        _, err = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 130, err.decode()
+    newest = ckpt.list_checkpoints(tmp_path / "m.pt.ckpt")[-1]
+    assert f"interrupted; last good checkpoint {newest}" in err.decode()
+    assert ckpt.load(newest)["iteration"] >= 0 and not (tmp_path / "m.pt").exists()

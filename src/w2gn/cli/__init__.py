@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from ..errors import DivergenceError, W2GNUserError
@@ -52,6 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     # checkpoints record how the run was started, so that 'w2gn resume DIR' can replay it
     set_run_context(argv=argv, cwd=os.getcwd())
+    # SIGTERM (a scheduler or preemption) stops the run like Ctrl-C: the last good state is saved
+    previous = _catch_sigterm()
     try:
         return int(args.func(args) or 0)
     except W2GNUserError as exc:
@@ -71,9 +75,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"w2gn: error: {exc}; nothing was written", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("w2gn: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        where = getattr(exc, "checkpoint", None)
+        hint = f"; last good checkpoint {where}; continue with 'w2gn resume {os.path.dirname(where)}'" if where else ""
+        print(f"w2gn: interrupted{hint}", file=sys.stderr)
         return 130
+    finally:
+        _restore_sigterm(previous)
+
+
+def _catch_sigterm() -> tuple | None:
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
+        return None
+    return (signal.signal(signal.SIGTERM, signal.default_int_handler),)
+
+
+def _restore_sigterm(previous: tuple | None) -> None:
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous[0] if previous[0] is not None else signal.SIG_DFL)
 
 
 if __name__ == "__main__":  # pragma: no cover

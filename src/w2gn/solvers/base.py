@@ -311,6 +311,15 @@ class Solver(ABC):
                 if self._pending is not None:
                     self.last_good_state, self._pending = self._pending, None
                 return
+            except KeyboardInterrupt as exc:
+                # Ctrl-C / SIGTERM may land inside an optimiser step: save the last good state instead
+                good = self.last_good_state
+                exc.checkpoint = None  # type: ignore[attr-defined]
+                if writer is not None and good is not None and "optimizers" in good:
+                    if writer.last_iteration is None or good["iteration"] > writer.last_iteration:
+                        writer.write(good)
+                    exc.checkpoint = str(writer.last_path) if writer.last_path is not None else None  # type: ignore[attr-defined]
+                raise
             except DivergenceError as exc:
                 self._pending = None
                 good = self.last_good_state

@@ -147,10 +147,14 @@ class Solver(ABC):
     """Base class: ``Solver(config).fit(source, target) -> TransportMap``.
 
     The base class owns the training loop (:meth:`run`): sampling stream, progress bar, periodic
-    statistics, callback, divergence checks and the last-good snapshot. A method implements
-    :meth:`setup` (build networks and optimisers, pretrain), :meth:`step` (one training iteration,
-    optimiser steps included) and :meth:`current_map` (a live map over its networks), and lists its
-    networks and optimisers in :meth:`modules` and :meth:`optimizers` (what a checkpoint must hold).
+    statistics, callback, divergence checks and restarts, the last-good snapshot, checkpoints and
+    resume (:mod:`w2gn.checkpoint`). A method implements :meth:`setup` (build networks and
+    optimisers, pretrain), :meth:`step` (one training iteration, optimiser steps included; all its
+    randomness from the ``generator`` it is given or torch's global RNG) and :meth:`current_map` (a
+    live map over its networks), and lists its networks and optimisers in :meth:`modules` and
+    :meth:`optimizers` (what a checkpoint holds). Any other state the future of a run depends on goes
+    in :meth:`extra_state`; work in :meth:`setup` that a checkpoint overwrites is skipped on resume
+    through :attr:`resume_skip_fields`.
     """
 
     #: short method name used by the CLI and in saved maps

@@ -27,6 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     out = check_output_path(args.output, args.overwrite)
+    solver = get_solver("w2gn", **training_options(args))  # validates the options before any work
     x = load_samples(args.source)
     y = load_samples(args.target)
     if x.shape[1:] != y.shape[1:]:
@@ -37,7 +38,6 @@ def run(args: argparse.Namespace) -> int:
             "source and target samples must have the same dimension"
         )
     say(f"fitting w2gn map: {x.shape[0]} source and {y.shape[0]} target samples in dimension {x.shape[1]}", args.quiet)
-    solver = get_solver("w2gn", **training_options(args))
     fitted = solver.fit(x, y)
     fitted.save(out)
     last = solver.history[-1] if solver.history else {}

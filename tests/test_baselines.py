@@ -235,8 +235,8 @@ FAST = {"batch_size": 256, "hidden": [16, 16, 8], "pretrain_iterations": 200, "p
 
 @pytest.mark.parametrize("method, options", [
     ("lsot", {"iterations": 400, "lr": 3e-3}),
-    ("mm1", {"iterations": 60, "inner_iterations": 20}),
-    ("mm2", {"iterations": 60, "inner_steps": 4}),
+    ("mm1", {"iterations": 80, "inner_iterations": 10, "lr": 3e-3}),
+    ("mm2", {"iterations": 80, "inner_steps": 3, "lr": 3e-3}),
 ])
 def test_each_baseline_beats_identity_on_2d_gaussians(method, options):
     pair = GaussianPair.random(2, seed=1)

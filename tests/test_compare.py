@@ -57,7 +57,7 @@ def test_cli_compare_gaussian_writes_table_json_and_figure(tmp_path, capsys):
         assert r["curve"][0]["seconds"] <= r["curve"][1]["seconds"]
     assert set(data["ratios"]["2"]["methods"]) == {"w2gn", "lsot", "mm1", "mm2"}
     md = (tmp_path / "compare_gaussian.md").read_text()
-    assert "MM-1" in md and "(<1)" in md and "Time-to-accuracy" in md
+    assert "MM-1" in md and "(<1)" in md and "Time-to-accuracy ratio at L2-UVP <= 1%" in md
     assert (tmp_path / "compare_gaussian.png").read_bytes()[:4] == b"\x89PNG"
     assert md == markdown_report(data)
 

@@ -18,9 +18,18 @@ from pathlib import Path
 
 import torch
 
-from w2gn.comparison import compare_gaussian, markdown_report, plot_convergence
+from w2gn.comparison import accuracy_ratios, compare_gaussian, markdown_report, plot_convergence
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _recompute_ratios(result: dict, dim: int) -> None:
+    curves = {r["method"]: r["curve"] for r in result["runs"] if r["dim"] == dim}
+    if "w2gn" not in curves:
+        return
+    result["ratios"][str(dim)] = accuracy_ratios(curves, "w2gn")
+    for t, table in result.get("ratios_at", {}).items():
+        table[str(dim)] = accuracy_ratios(curves, "w2gn", target=float(t))
 
 
 def main() -> None:
@@ -43,6 +52,8 @@ def main() -> None:
                     help="MM-1/MM-2 evaluation period: their steps cost ~5x W2GN's, so the curves get a similar time resolution")
     ap.add_argument("--targets", default="1,0.3", help="fixed L2-UVP levels (%%) for extra time-to-accuracy ratios")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: the machine is shared)")
+    ap.add_argument("--update", default=None, metavar="JSON",
+                    help="rerun only --methods and replace their runs in this earlier result (ratios recomputed)")
     ap.add_argument("--out", default=str(RESULTS / "compare_gaussian_run"), help="output stem")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -61,15 +72,24 @@ def main() -> None:
                             "mm2": {"inner_steps": args.mm2_inner_steps, "log_every": args.baseline_eval_every}},
             progress=False, log=print,
         )
-        if not result:
+        if not result and args.update:
+            result = json.loads(Path(args.update).read_text())
+        if result and args.update:
+            result["runs"] = [r for r in result["runs"] if not (r["dim"] == dim and r["method"] in methods)] + part["runs"]
+            _recompute_ratios(result, dim)
+        elif not result:
             result = part
         else:
             result["runs"] += part["runs"]
             result["ratios"].update(part["ratios"])
             for t, r in part["ratios_at"].items():
                 result["ratios_at"][t].update(r)
-        result["settings"]["dims"] = dims[: i + 1]
-        result["machine"] = {"platform": platform.platform(), "torch": torch.__version__, "threads": args.threads,
+        if not args.update:
+            result["settings"]["dims"] = dims[: i + 1]
+        else:
+            result["settings"].setdefault("updates", []).append({"dim": dim, "methods": methods, "settings": part["settings"]})
+        key = "machine_update" if args.update else "machine"
+        result[key] = {"platform": platform.platform(), "torch": torch.__version__, "threads": args.threads,
                              "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                              "total_wall_seconds": time.perf_counter() - t0, "total_cpu_seconds": time.process_time(),
                              "note": "2-core CPU shared with other jobs"}

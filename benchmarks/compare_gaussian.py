@@ -95,7 +95,7 @@ def main() -> None:
                              "note": "2-core CPU shared with other jobs"}
         stem = Path(args.out)
         stem.parent.mkdir(parents=True, exist_ok=True)
-        stem.with_suffix(".json").write_text(json.dumps(result, indent=1, default=float) + "\n")
+        stem.with_suffix(".json").write_text(json.dumps(result, default=float) + "\n")
         report = markdown_report(result)
         stem.with_suffix(".md").write_text(report)
         plot_convergence(result, stem.with_suffix(".png"))

@@ -15,10 +15,10 @@ import threading
 from collections.abc import Sequence
 
 from ..errors import DivergenceError, W2GNUserError
-from . import fit, gaussian, resume, transform
+from . import compare, fit, gaussian, resume, transform
 
 #: subcommand modules; each has ``add_parser(subparsers)`` that sets ``func``
-COMMANDS = [gaussian, fit, transform, resume]
+COMMANDS = [gaussian, fit, transform, resume, compare]
 
 
 class OneLineParser(argparse.ArgumentParser):

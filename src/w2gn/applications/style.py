@@ -183,12 +183,14 @@ def save_grid(path: str | os.PathLike, rows: Sequence[torch.Tensor], labels: Seq
     import matplotlib.pyplot as plt
 
     k = rows[0].shape[0]
-    fig, axes = plt.subplots(len(rows), k, figsize=(1.3 * k, 1.3 * len(rows) + (0.3 if title else 0)), squeeze=False)
+    cell = max(int(rows[0].shape[-2]), 48) / 72.0  # about one screen pixel per image pixel at 72 dpi
+    fig, axes = plt.subplots(len(rows), k, figsize=(cell * k + 0.3, cell * len(rows) + (0.3 if title else 0)), squeeze=False)
     for r, (imgs, label) in enumerate(zip(rows, labels)):
         for j in range(k):
             ax = axes[r][j]
             im = to_uint8(imgs[j]).permute(1, 2, 0).numpy()
-            ax.imshow(im[:, :, 0] if im.shape[2] == 1 else im, cmap="gray" if im.shape[2] == 1 else None, vmin=0, vmax=255)
+            ax.imshow(im[:, :, 0] if im.shape[2] == 1 else im, cmap="gray" if im.shape[2] == 1 else None, vmin=0, vmax=255,
+                      interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
         axes[r][0].set_ylabel(label, fontsize=7)

@@ -92,7 +92,7 @@ def read_image(path: str | os.PathLike, channels: int | None = None, load_size: 
                 w, h = im.size
                 s = load_size / min(w, h)
                 im = im.resize((max(1, round(w * s)), max(1, round(h * s))), Image.Resampling.BICUBIC)
-            arr = np.asarray(im, dtype=np.uint8)
+            arr = np.array(im, dtype=np.uint8)  # a writable copy
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         if isinstance(exc, W2GNUserError):
             raise

@@ -31,13 +31,15 @@ def image_distances(
     y: torch.Tensor,
     small: int = 8,
     n_projections: int = 512,
-    n_colours: int = 20000,
+    n_colours: int = 4096,
+    n_projections_colour: int = 128,
     seed: int = 0,
 ) -> dict[str, float]:
     """Sliced W2 distances between image sets ``x`` ``(N, C, H, W)`` and ``y`` ``(M, C, H, W)``.
 
     Returns ``{"sw_pixels", "sw_small", "sw_colour"}`` (see the module doc); ``sw_pixels`` needs
-    equal image sizes. The same ``seed`` gives the same projections, so distances from one call to
+    equal image sizes. ``sw_colour`` compares ``n_colours`` random pixels of each set (3-D colours need
+    fewer directions: ``n_projections_colour``). The same ``seed`` gives the same projections, so distances from one call to
     the next (translated vs. untranslated images) are comparable.
     """
     x = x.detach().cpu().to(torch.float64)
@@ -51,5 +53,5 @@ def image_distances(
         out["sw_pixels"] = sliced_wasserstein(x.flatten(1), y.flatten(1), n_projections, gen(0))
     out["sw_small"] = sliced_wasserstein(downsample(x, small).flatten(1), downsample(y, small).flatten(1), n_projections, gen(1))
     out["sw_colour"] = sliced_wasserstein(pixel_colours(x, n_colours, gen(2)), pixel_colours(y, n_colours, gen(3)),
-                                          n_projections, gen(4))
+                                          n_projections_colour, gen(4))
     return out

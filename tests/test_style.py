@@ -150,6 +150,22 @@ def test_one_training_step_changes_both_networks_and_keeps_them_projected():
     assert math.isfinite(solver.history[-1]["cycle_x"]) and solver.history[-1]["cycle_x"] > 0
 
 
+def test_pretraining_fits_the_identity_and_copies_the_pretrained_network_to_the_conjugate():
+    g = torch.Generator().manual_seed(0)
+    a = ImageCropSampler([torch.randint(0, 256, (3, 16, 16), dtype=torch.uint8, generator=g) for _ in range(2)], crop=12)
+    pot = style_potential(3, features=4, strided_layers=3, seed=0)
+    init = {k: v.clone() for k, v in pot.state_dict().items()}
+    x = a.sample(8, torch.Generator().manual_seed(1), augment=False)
+    err0 = float((pot.gradient(x, create_graph=False) - x).square().mean())
+    solver = style_solver(pretrain_iterations=30, pretrain_lr=3e-3, batch_size=8, progress=False)
+    solver.setup(a, a, torch.Generator().manual_seed(0), potential=pot)
+    theta, omega = solver.theta.state_dict(), solver.omega.state_dict()
+    assert all(torch.equal(theta[k], omega[k]) for k in theta)  # psi_omega starts as the pretrained psi_theta
+    assert any(not torch.equal(theta[k], init[k]) for k in theta)
+    err = float((solver.theta.gradient(x, create_graph=False) - x).square().mean())
+    assert err < 0.5 * err0
+
+
 def test_cycle_error_and_evaluation_against_exact_maps():
     x = torch.rand(6, 3, 10, 10) * 2 - 1
     exact = _scaling_map(0.5, 2.0)  # grad psi_omega undoes grad psi_theta

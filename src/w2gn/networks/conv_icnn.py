@@ -92,6 +92,43 @@ class ConvICNN(ConvexPotential):
                 if layer.bias is not None:
                     layer.bias.zero_()
 
+    def reset_identity(self, scale: float = 0.05, seed: int | None = None) -> None:
+        """Initialise near ``psi(x) = 1/2 ||x||^2``, i.e. ``grad psi ~ identity``, then add the random
+        initialisation times ``scale`` so that no unit starts dead.
+
+        The exact identity is representable: the squared stack copies the input channels (centre-tap
+        kernels) so ``z_c = x_c^2 >= 0`` (where CELU is the identity), every strided convolution sums
+        2x2 blocks (taps ``[1:3, 1:3]`` with stride 2 and padding 1 cover each pixel once), the
+        area-scaled pool turns the mean back into the sum, and the dense head passes the first unit
+        with weight 1 and halves it at the end. Generic random starts fit the identity slowly (the
+        identity pretraining of C.1 then leaves a blurring map); this start makes it converge at once.
+        Needs ``features >= channels`` and ``area_scaling``.
+        """
+        if self.features < self.channels or not self.area_scaling:
+            raise ValueError("reset_identity needs features >= channels and area_scaling=True")
+        self.reset_parameters(seed)
+        c = self.channels
+        with torch.no_grad():
+            for p in self.parameters():
+                p.mul_(scale)
+            for conv in self.first_squared:
+                for k in range(c):
+                    conv.weight[k, k, 1, 1] += 1.0
+            for conv in self.convex_convs:
+                for k in range(self.features):
+                    conv.weight[k, k, 1:3, 1:3] += 1.0
+            *hidden, last = self.convex_dense
+            # unit 0 of every hidden dense layer carries sum_c sum_pixels x_c^2; the output halves it
+            for j, layer in enumerate(hidden):
+                if j == 0:
+                    layer.weight[0, :c] += 1.0
+                else:
+                    layer.weight[0, 0] += 1.0
+            if hidden:
+                last.weight[0, 0] += 0.5
+            else:
+                last.weight[0, :c] += 0.5
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] != self.channels:
             raise ValueError(f"ConvICNN expects (N, {self.channels}, H, W) input, got {tuple(x.shape)}")

@@ -84,3 +84,20 @@ def test_spec_round_trip_keeps_area_scaling():
     again.load_state_dict(net.state_dict())
     x = torch.randn(2, 3, 10, 10)
     assert torch.allclose(again(x), net(x))
+
+
+@pytest.mark.parametrize("dense", [(6, 4), ()])
+def test_identity_initialisation_is_exact_at_any_size(dense):
+    net = ConvICNN(channels=3, features=5, linear_depth=3, strided_layers=4, dense=dense, strong_convexity=0.0).double()
+    g = torch.Generator().manual_seed(0)
+    for size in [(16, 16), (13, 22), (1, 5)]:
+        x = torch.randn((2, 3, *size), generator=g, dtype=torch.float64)
+        net.reset_identity(scale=0.0)
+        assert torch.allclose(net(x), 0.5 * x.square().flatten(1).sum(1))
+        assert torch.allclose(net.gradient(x, create_graph=False), x)
+        net.reset_identity(scale=0.05, seed=1)  # near, not at, the identity; still convex
+        rel = (net.gradient(x, create_graph=False) - x).square().sum() / x.square().sum()
+        assert 0 < float(rel) < 0.05
+        assert all((w >= 0).all() for w in net.constrained_parameters())
+    with pytest.raises(ValueError, match="features >= channels"):
+        ConvICNN(channels=3, features=2).reset_identity()

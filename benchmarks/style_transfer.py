@@ -100,6 +100,13 @@ def main() -> None:
                torch.stack([w.float() / 127.5 - 1 for w in whole_b]), torch.stack(translate(fitted, whole_b, inverse=True))],
               ["summer", "→winter", "winter", "→summer"])
 
+    from PIL import Image
+
+    for name in (f"{args.tag}_crops.png", f"{args.tag}_whole.png"):  # 256-colour palette: small files to commit
+        with Image.open(out / name) as im:
+            small = im.convert("RGB").quantize(256)
+        small.save(out / name, optimize=True)
+
     record = {
         "command": "python benchmarks/style_transfer.py " + " ".join(f"{k}={v}" for k, v in vars(args).items()),
         "settings": {**s, "iterations": args.iterations, "lr": args.lr, "batch_size": args.batch_size,

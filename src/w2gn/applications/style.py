@@ -288,7 +288,8 @@ def train_style_transfer(
     solver = style_solver(**solver_options)
     c = solver.config
     potential = style_potential(source.channels, seed=c.seed, strong_convexity=c.strong_convexity, **net)
-    style_info = {"crop": source.crop, "channels": source.channels, "source": source.describe(), "target": target.describe()}
+    style_info = {"crop": source.crop, "channels": source.channels, "load_size": source.load_size,
+                  "source": source.describe(), "target": target.describe()}
     callback = None
     if out_dir is not None:
         out = Path(out_dir)

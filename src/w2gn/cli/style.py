@@ -148,8 +148,6 @@ def run_train(args: argparse.Namespace) -> int:
         prefetch=args.prefetch, seed=args.seed, device=str(device), dtype=args.dtype, log_every=args.log_every,
         progress=not args.quiet, **solver_opts,
     )
-    fitted.info["style"]["load_size"] = s["load_size"]
-    fitted.save(out / "map.pt")
     # final metrics on plain (unaugmented) crops, of held-out folders when given
     ea = ImageCropSampler.from_folder(args.test_a, **load) if args.test_a else a
     eb = ImageCropSampler.from_folder(args.test_b, **load) if args.test_b else b

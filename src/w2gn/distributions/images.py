@@ -92,6 +92,8 @@ class ImageCropSampler(Sampler):
         self._sizes = torch.tensor([[im.shape[1], im.shape[2]] for im in images], dtype=torch.float64)
         self.device = torch.device("cpu")
         self.dtype = torch.float32
+        #: short side the images were resized to when loaded (``None``: original size)
+        self.load_size: int | None = None
 
     @classmethod
     def from_folder(
@@ -119,6 +121,7 @@ class ImageCropSampler(Sampler):
         images = read_images(paths, channels, load_size, workers, progress, desc=f"reading {folder}")
         sampler = cls(images, crop=crop, name=str(folder), **augment)
         sampler.paths = paths
+        sampler.load_size = load_size
         return sampler
 
     def __len__(self) -> int:

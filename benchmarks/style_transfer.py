@@ -29,6 +29,7 @@ import torch
 
 from w2gn.applications.style import CPU_DEFAULTS, PAPER_SETTINGS, evaluate, save_grid, train_style_transfer, translate
 from w2gn.distributions.images import ImageCropSampler
+from w2gn.metrics.images import image_distances
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "summer2winter_yosemite"
@@ -48,6 +49,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--lambda", dest="lambda_cycle", type=float, default=35000.0)
     ap.add_argument("--eval-crops", type=int, default=200)
+    ap.add_argument("--track-every", type=int, default=50, help="distances on the test crops every N steps")
+    ap.add_argument("--save-map", default=None, help="also save the fitted map here")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (the machine is shared)")
     ap.add_argument("--seed", type=int, default=0)
@@ -72,20 +75,31 @@ def main() -> None:
     load_s = time.perf_counter() - t0
 
     network = {k: s[k] for k in ("features", "linear_depth", "strided_layers", "dense")}
+    g = torch.Generator().manual_seed(args.seed + 7)
+    xa = ta.sample(args.eval_crops, g, augment=False).to(args.device)
+    xb = tb.sample(args.eval_crops, g, augment=False).to(args.device)
+    curve = []
+
+    def track(iteration, live, stats):  # distances to the target set along training (both directions)
+        if iteration % args.track_every == 0:
+            da = image_distances(live.forward_potential.map(xa, 32), xb, seed=args.seed)
+            db = image_distances(live.inverse_potential.map(xb, 32), xa, seed=args.seed)
+            curve.append({"iteration": iteration, "a_to_b": da, "b_to_a": db, "seconds": stats["seconds"]})
+        return False
+
     t0 = time.perf_counter()
     fitted, solver = train_style_transfer(
         a, b, None, network=network, prefetch=2, iterations=args.iterations, batch_size=args.batch_size, lr=args.lr,
         lambda_cycle=args.lambda_cycle, l1_penalty=s["l1_penalty"], pretrain_iterations=args.pretrain_iterations,
-        seed=args.seed, device=args.device, log_every=max(1, args.iterations // 20), progress=False,
+        seed=args.seed, device=args.device, log_every=args.track_every, progress=False, callback=track,
     )
     total_s = time.perf_counter() - t0
     train_s = solver.history[-1]["seconds"]
     its = solver.iteration / train_s
 
     dev = fitted.device
-    g = torch.Generator().manual_seed(args.seed + 7)
-    xa = ta.sample(args.eval_crops, g, augment=False).to(dev)
-    xb = tb.sample(args.eval_crops, g, augment=False).to(dev)
+    if args.save_map:
+        fitted.save(args.save_map)
     metrics = evaluate(fitted, xa, xb, batch_size=32, seed=args.seed)
 
     rows_a, rows_b = xa[:6], xb[:6]
@@ -115,7 +129,7 @@ def main() -> None:
         "torch": torch.__version__, "images": {"trainA": len(a), "trainB": len(b), "testA": len(ta), "testB": len(tb)},
         "load_seconds": load_s, "pretrain_relative_loss": solver.pretrain_loss, "total_seconds": total_s,
         "train_seconds": train_s, "iterations_per_second": its, "metrics": metrics,
-        "last_stats": solver.history[-1],
+        "last_stats": solver.history[-1], "curve": curve,
     }
     (out / f"{args.tag}.json").write_text(json.dumps(record, indent=1) + "\n")
     print(f"device {dev}, threads {args.threads}; crops {s['crop']}x{s['crop']} (load size {s['load_size']}), "
@@ -130,6 +144,15 @@ def main() -> None:
             v1 = m["translated"][k]
             print(f"| {direction.replace('_', ' ')} | {m['cycle_error_per_pixel']:.4g} | {k} | {v0:.4f} | {v1:.4f} | "
                   f"{100 * (v1 - v0) / v0:+.1f}% |")
+    print()
+    print("| step | A→B sw_small | A→B sw_colour | B→A sw_small | B→A sw_colour |")
+    print("|---|---|---|---|---|")
+    ua, ub = metrics["a_to_b"]["untranslated"], metrics["b_to_a"]["untranslated"]
+    print(f"| untranslated | {ua['sw_small']:.4f} | {ua['sw_colour']:.4f} | {ub['sw_small']:.4f} | {ub['sw_colour']:.4f} |")
+    for row in curve:
+        ra, rb = row["a_to_b"], row["b_to_a"]
+        cells = [ra["sw_small"], ra["sw_colour"], rb["sw_small"], rb["sw_colour"]]
+        print(f"| {row['iteration']} | " + " | ".join(f"{v:.4f}" for v in cells) + " |")
     if not math.isfinite(its):
         raise SystemExit("no training steps were timed")
 

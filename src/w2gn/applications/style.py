@@ -30,7 +30,7 @@ from ..io.atomic import atomic_path
 from ..io.images import to_uint8
 from ..metrics.images import image_distances
 from ..networks import ConvICNN
-from ..solvers import W2GNSolver
+from ..solvers import Callback, W2GNSolver
 
 #: the paper's settings (C.8 and the reference notebook): 128x128 crops of 256x256 images, 128-channel
 #: Conv ICNN with four convolutions per linear stack, batch 8, 20000 steps, lambda 35000, L1 1e-10
@@ -266,6 +266,7 @@ def train_style_transfer(
     checkpoint_every: int = 500,
     grid_size: int = 6,
     prefetch: int = 2,
+    callback: Callback | None = None,
     **solver_options: Any,
 ) -> tuple[TransportMap, W2GNSolver]:
     """Fit a style map from crops of ``source`` (A) to crops of ``target`` (B).
@@ -274,7 +275,8 @@ def train_style_transfer(
     network); ``solver_options``: :class:`~w2gn.solvers.W2GNConfig` fields (see
     :func:`style_solver`). With ``out_dir`` the map, sample grids and history are written there every
     ``checkpoint_every`` iterations and at the end. ``prefetch`` batches are cut ahead in a background
-    thread (0: none). Returns the fitted map (``info["style"]`` records the crop settings) and the solver.
+    thread (0: none). ``callback(iteration, live_map, stats) -> stop?`` is called every ``log_every``
+    steps besides the checkpointing. Returns the fitted map (``info["style"]`` records the crop settings) and the solver.
     """
     if source.channels != target.channels:
         raise W2GNUserError(
@@ -290,26 +292,32 @@ def train_style_transfer(
     potential = style_potential(source.channels, seed=c.seed, strong_convexity=c.strong_convexity, **net)
     style_info = {"crop": source.crop, "channels": source.channels, "load_size": source.load_size,
                   "source": source.describe(), "target": target.describe()}
-    callback = None
+    checkpointer = None
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         g = torch.Generator().manual_seed(c.seed + 12345)
         a = source.sample(grid_size, g, augment=False) if grid_size else source.sample(1, g, augment=False)
         b = target.sample(grid_size, g, augment=False) if grid_size else target.sample(1, g, augment=False)
-        callback = Checkpointer(out, a, b, checkpoint_every, {"style": style_info}, grids=bool(grid_size))
+        checkpointer = Checkpointer(out, a, b, checkpoint_every, {"style": style_info}, grids=bool(grid_size))
+
+    def on_log(iteration: int, live: TransportMap, stats: dict[str, float]) -> bool:
+        if checkpointer is not None:
+            checkpointer(iteration, live, stats)
+        return bool(callback(iteration, live, stats)) if callback is not None else False
+
     p: Any = source
     q: Any = target
     if prefetch:
         p = PrefetchSampler(source, c.batch_size, prefetch, seed=c.seed)
         q = PrefetchSampler(target, c.batch_size, prefetch, seed=c.seed + 1)
     try:
-        fitted = solver.fit(p, q, callback=callback, potential=potential)
+        fitted = solver.fit(p, q, callback=on_log, potential=potential)
     finally:
         for s in (p, q):
             if isinstance(s, PrefetchSampler):
                 s.close()
     fitted.info["style"] = style_info
-    if callback is not None:
-        callback.save(solver.iteration, fitted, final=True)
+    if checkpointer is not None:
+        checkpointer.save(solver.iteration, fitted, final=True)
     return fitted, solver

@@ -166,12 +166,13 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_apply(args: argparse.Namespace) -> int:
     import torch
+    from PIL import Image
     from tqdm.auto import tqdm
 
     from ..applications.style import check_image_map, translate
     from ..errors import W2GNUserError
     from ..fitted_map import TransportMap
-    from ..io.images import expand_image_paths, read_image, save_image
+    from ..io.images import expand_image_paths, image_mode_channels, read_image, save_image
     from ..solvers import resolve_device, resolve_dtype
 
     fitted = TransportMap.load(args.map)
@@ -194,10 +195,6 @@ def run_apply(args: argparse.Namespace) -> int:
         clash = [t for t in targets if t.exists()]
         if clash:
             raise W2GNUserError(f"{clash[0]}: already exists; pass --overwrite to replace it")
-    from PIL import Image
-
-    from ..io.images import image_mode_channels
-
     for p in paths:  # a grey map cannot take colour input and vice versa: say so instead of converting silently
         try:
             with Image.open(p) as im:

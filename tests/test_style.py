@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from w2gn.applications.style import cycle_error, evaluate, style_potential, style_solver, translate
+from w2gn.applications.style import cycle_error, evaluate, style_potential, style_solver, train_style_transfer, translate
 from w2gn.cli import main
 from w2gn.distributions.images import ImageCropSampler, PrefetchSampler
 from w2gn.errors import W2GNUserError
@@ -253,3 +253,20 @@ def test_cli_bad_inputs_exit_2_with_one_line(tmp_path, capsys):
     (tmp_path / "fake.pt").write_bytes(b"garbage")
     assert main(["style-apply", str(tmp_path / "fake.pt"), str(a), "-o", str(tmp_path / "o")]) == 2
     assert "cannot be read as a w2gn map" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # about 15 s of CPU time with one free core; minutes on a busy machine
+def test_training_moves_colours_towards_a_known_colour_cast():
+    """Ground truth: B is A with a colour cast, so the fitted A -> B map must shift colours towards B."""
+    g = torch.Generator().manual_seed(0)
+    base = [torch.randint(40, 200, (3, 24, 24), dtype=torch.uint8, generator=g) for _ in range(6)]
+    cast = torch.tensor([0.0, -35.0, 50.0]).view(3, 1, 1)
+    a = ImageCropSampler(base, crop=12, rotation=0.1)
+    b = ImageCropSampler([(im.float() + cast).clamp(0, 255).to(torch.uint8) for im in base[::-1]], crop=12, rotation=0.1)
+    fitted, solver = train_style_transfer(a, b, None, network={"features": 4, "strided_layers": 3}, iterations=120,
+                                          pretrain_iterations=50, lr=1e-3, log_every=120, progress=False, prefetch=0)
+    e = torch.Generator().manual_seed(1)
+    m = evaluate(fitted, a.sample(100, e, augment=False), b.sample(100, e, augment=False))
+    for direction in ("a_to_b", "b_to_a"):
+        assert m[direction]["translated"]["sw_colour"] < 0.6 * m[direction]["untranslated"]["sw_colour"]
+        assert m[direction]["cycle_error_per_pixel"] < 1e-2

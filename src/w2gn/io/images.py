@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import W2GNUserError
 from .atomic import atomic_path, check_output_path
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm")
 ALPHA_MODES = ("error", "drop", "white", "black")
 
 

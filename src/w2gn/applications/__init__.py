@@ -1,0 +1,1 @@
+"""Applications of fitted maps to real data (one module per application)."""

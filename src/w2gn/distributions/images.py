@@ -29,7 +29,7 @@ class ImageCropSampler(Sampler):
     ----------
     images:
         ``uint8`` tensors ``(C, H, W)`` (sizes may differ; channels may not), e.g. from
-        :func:`w2gn.io.images.read_images`; every image must be at least ``crop`` pixels on each side.
+        :func:`w2gn.io.image_folders.read_images`; every image must be at least ``crop`` pixels on each side.
     crop:
         Side of the square crops in pixels (the paper: 128).
     rotation:
@@ -107,7 +107,7 @@ class ImageCropSampler(Sampler):
         progress: bool = False,
         **augment,
     ) -> ImageCropSampler:
-        """Decode the images of ``folder`` (see :func:`w2gn.io.images.read_images`) and sample crops.
+        """Decode the images of ``folder`` (see :func:`w2gn.io.image_folders.read_images`) and sample crops.
 
         ``load_size`` resizes every image so its shorter side has that many pixels first (``None``:
         original size); ``max_images`` keeps only the first images by name. ``augment``:

@@ -11,10 +11,10 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import DivergenceError, W2GNUserError
-from . import fit, gaussian, transform
+from . import domain_adapt, fit, gaussian, latent, transform
 
 #: subcommand modules; each has ``add_parser(subparsers)`` that sets ``func``
-COMMANDS = [gaussian, fit, transform]
+COMMANDS = [gaussian, fit, transform, domain_adapt, latent]
 
 
 def build_parser() -> argparse.ArgumentParser:

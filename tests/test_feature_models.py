@@ -36,7 +36,7 @@ def test_lenet_training_reduces_loss_and_learns():
     x, y = _bars(256)
     net, hist = train_lenet(x, y, epochs=3, batch_size=32, lr=3e-3, seed=0)
     assert hist[-1] < 0.5 * hist[0]
-    xt, yt = _bars(128, seed=1)
+    xt, yt = _bars(64, seed=1)
     assert accuracy(net, xt, yt) > 0.9
 
 

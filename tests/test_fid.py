@@ -55,10 +55,11 @@ def test_statistics_of_features():
 def test_inception_features():
     net = InceptionFeatures()
     g = torch.Generator().manual_seed(0)
-    imgs = torch.rand(3, 3, 32, 32, generator=g)
+    imgs = torch.rand(2, 3, 16, 16, generator=g)
     f = net(imgs)
-    assert f.shape == (3, 2048) and np.isfinite(f).all()
-    grey = net(imgs[:, :1])  # grey images are replicated to RGB
-    np.testing.assert_allclose(grey, net(imgs[:, :1].expand(-1, 3, -1, -1)), rtol=1e-5, atol=1e-5)
+    assert f.shape == (2, 2048) and np.isfinite(f).all()
+    grey = imgs[:1, :1]  # grey images are replicated to RGB
+    both = net(torch.cat([grey.expand(-1, 3, -1, -1), torch.zeros(1, 3, 16, 16)]))
+    np.testing.assert_allclose(net(grey)[0], both[0], rtol=1e-4, atol=1e-4)
     # different images give different features (the network is not constant)
     assert np.abs(f[0] - f[1]).max() > 1e-3

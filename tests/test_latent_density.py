@@ -2,6 +2,7 @@
 
 import math
 
+import pytest
 import torch
 
 from w2gn.distributions import Gaussian, StandardNormal
@@ -53,6 +54,7 @@ def _std_log_prob(x):
     return -0.5 * x.square().sum(1) - 0.5 * x.shape[1] * math.log(2 * math.pi)
 
 
+@pytest.mark.slow  # ~1 min of CPU; the exact test above covers log_density fast
 def test_log_density_of_a_trained_w2gn_map():
     # N(0, I) -> N(m, diag(s^2)) in 2-D: the learned density must match the true one where the mass is
     from w2gn.solvers import get_solver

@@ -71,19 +71,20 @@ def train_autoencoder(
     width: int = 32,
     seed: int = 0,
     progress: bool = False,
+    device: str | torch.device = "cpu",
 ) -> tuple[ConvAutoencoder, list[float]]:
     """Train a :class:`ConvAutoencoder` on ``images`` ``(N, C, S, S)``; returns it (eval mode) and per-epoch losses."""
     model = ConvAutoencoder(images.shape[1], images.shape[-1], latent_dim, width, seed=seed)
     hist = train_epochs(model, lambda xb, _: reconstruction_loss(model, xb), images, None, epochs, batch_size, lr, seed,
-                        progress, desc="autoencoder")
+                        progress, desc="autoencoder", device=device)
     return model, hist
 
 
 def encode(model: ConvAutoencoder, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
     model.eval()
-    return batched(model.encode, images, batch_size)
+    return batched(model.encode, images, batch_size, next(model.parameters()).device)
 
 
 def decode(model: ConvAutoencoder, codes: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
     model.eval()
-    return batched(model.decode, codes, batch_size)
+    return batched(model.decode, codes, batch_size, next(model.parameters()).device)

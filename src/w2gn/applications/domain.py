@@ -140,7 +140,7 @@ def emd_transport(xs: torch.Tensor, xt: torch.Tensor, n: int, seed: int) -> Call
     g = torch.Generator().manual_seed(seed)
     i = torch.randperm(xs.shape[0], generator=g)[:n]
     j = torch.randperm(xt.shape[0], generator=g)[:n]
-    da = ot.da.EMDTransport()
+    da = ot.da.EMDTransport(max_iter=1_000_000)  # the default 1e5 simplex steps stop short at a few thousand rows
     da.fit(Xs=xs[i].double().numpy(), Xt=xt[j].double().numpy())
     return lambda x: torch.from_numpy(np.asarray(da.transform(Xs=x.double().numpy()))).to(x.dtype)
 
@@ -173,7 +173,7 @@ def run_repeat(dom: Domains, cfg: DomainAdaptationConfig, repeat: int) -> dict[s
     seed = cfg.seed + repeat
     t0 = time.perf_counter()
     net, losses = train_lenet(dom.target_train.images, dom.target_train.labels, cfg.lenet_epochs, cfg.lenet_batch_size,
-                              cfg.lenet_lr, seed, cfg.progress)
+                              cfg.lenet_lr, seed, cfg.progress, cfg.device)
     row: dict[str, Any] = {"repeat": repeat, "seed": seed, "lenet_loss": losses,
                            "lenet_mnist_test_accuracy": accuracy(net, dom.target_test.images, dom.target_test.labels),
                            "lenet_source_test_accuracy": accuracy(net, dom.source_test.images, dom.source_test.labels),

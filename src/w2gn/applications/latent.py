@@ -131,7 +131,7 @@ def run_latent(cfg: LatentConfig, out_dir: Path | None = None, log: Callable[[st
 
     t = time.perf_counter()
     ae, ae_loss = train_autoencoder(train, cfg.latent_dim, cfg.ae_epochs, cfg.ae_batch_size, cfg.ae_lr, cfg.ae_width,
-                                    cfg.seed, cfg.progress)
+                                    cfg.seed, cfg.progress, cfg.device)
     timings["autoencoder"] = time.perf_counter() - t
     z_train, z_test = encode(ae, train), encode(ae, test)
     say(f"autoencoder: reconstruction MSE {ae_loss[-1]:.4g} after {cfg.ae_epochs} epochs")
@@ -158,11 +158,11 @@ def run_latent(cfg: LatentConfig, out_dir: Path | None = None, log: Callable[[st
         "config": dataclasses.asdict(cfg),
     }
     if cfg.density_samples:
-        base = StandardNormal(cfg.latent_dim)
+        base = StandardNormal(cfg.latent_dim).log_prob  # moves its statistics to the input's device
         k = min(cfg.density_samples, len(z_test))
         report["mean_log_density"] = {
-            "heldout_latents": float(np.mean(fitted.log_density(z_test[:k].to(fitted.dtype), base.log_prob).cpu().numpy())),
-            "mapped_Z": float(np.mean(fitted.log_density(mz[:k].to(fitted.dtype), base.log_prob).cpu().numpy())),
+            "heldout_latents": float(np.mean(fitted.log_density(z_test[:k].to(fitted.dtype), base).cpu().numpy())),
+            "mapped_Z": float(np.mean(fitted.log_density(mz[:k].to(fitted.dtype), base).cpu().numpy())),
         }
     real = test[: cfg.fid_images]
     images = {

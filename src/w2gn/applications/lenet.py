@@ -48,6 +48,7 @@ def train_lenet(
     lr: float = 1e-3,
     seed: int = 0,
     progress: bool = False,
+    device: str | torch.device = "cpu",
 ) -> tuple[LeNet, list[float]]:
     """Train a :class:`LeNet` with cross-entropy and Adam; returns the model (eval mode) and per-epoch losses."""
     model = LeNet(seed=seed)
@@ -55,17 +56,21 @@ def train_lenet(
     def loss(xb: torch.Tensor, yb: torch.Tensor | None) -> torch.Tensor:
         return F.cross_entropy(model(xb), yb)
 
-    hist = train_epochs(model, loss, images, labels, epochs, batch_size, lr, seed, progress, desc="LeNet")
+    hist = train_epochs(model, loss, images, labels, epochs, batch_size, lr, seed, progress, desc="LeNet", device=device)
     return model, hist
 
 
 def extract_features(model: LeNet, images: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
     """84-d penultimate features of ``images`` ``(N, 1, 28, 28)`` -> ``(N, 84)``."""
     model.eval()
-    return batched(model.features, images, batch_size)
+    return batched(model.features, images, batch_size, _device(model))
 
 
 def accuracy(model: LeNet, images: torch.Tensor, labels: torch.Tensor) -> float:
     """Classification accuracy of ``model`` on ``images``."""
-    pred = batched(lambda b: model(b).argmax(1), images)
+    pred = batched(lambda b: model(b).argmax(1), images, device=_device(model))
     return float((pred == labels).float().mean())
+
+
+def _device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device

@@ -49,6 +49,8 @@ class TransportMap:
     info:
         Plain-data extras: solver configuration, training history, data identity.
 
+    Notes
+    -----
     Every method accepts NumPy arrays or tensors of shape ``(N, *event_shape)`` and returns the same
     kind; large inputs are processed in batches of ``batch_size`` rows without building a graph.
     """

@@ -16,6 +16,8 @@ from w2gn.cli import main
 from w2gn.export import check_export, export_map, load_exported
 from w2gn.networks import ConvICNN, DenseICNN
 
+pytestmark = pytest.mark.filterwarnings(r"ignore:.*torch\.jit.*deprecated:DeprecationWarning")
+
 
 def _map(activation: str = "celu", dtype=torch.float32, rank: int = 2, dim: int = 3) -> TransportMap:
     # untrained but random potentials: export parity is a property of the architecture, not of training

@@ -14,11 +14,13 @@ pass in plain tensor operations. The artefact takes a float tensor of shape ``(N
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib.util
 import json
 import os
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -102,17 +104,22 @@ def export_torchscript(fitted: TransportMap, path: str | os.PathLike, inverse: b
     """
     module = gradient_module(fitted, inverse)
     x = _example(module)
-    with warnings.catch_warnings():
-        # torch.jit is deprecated in favour of torch.export, but TorchScript files are what deployment
-        # stacks load today; the traced graph has no data-dependent control flow
-        warnings.simplefilter("ignore", category=DeprecationWarning)
-        warnings.filterwarnings("ignore", message=".*torch.jit.*deprecated.*")
-        traced = torch.jit.trace(module, x, check_trace=False)
     extra = {"meta.json": json.dumps(export_metadata(fitted, inverse))}
     dest = Path(path)
-    with atomic_path(dest) as tmp:
-        torch.jit.save(traced, str(tmp), _extra_files=extra)
+    with _quiet_jit():
+        traced = torch.jit.trace(module, x, check_trace=False)
+        with atomic_path(dest) as tmp:
+            torch.jit.save(traced, str(tmp), _extra_files=extra)
     return dest
+
+
+@contextlib.contextmanager
+def _quiet_jit() -> Iterator[None]:
+    """Silence torch's deprecation notices for torch.jit: TorchScript files are what deployment stacks
+    load today, and the traced gradient graph has no data-dependent control flow."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*torch\.jit.*deprecated.*")
+        yield
 
 
 def onnx_available() -> bool:
@@ -183,7 +190,8 @@ def load_exported(path: str | os.PathLike, format: str):
     import numpy as np
 
     if format == "torchscript":
-        module = torch.jit.load(str(path), map_location="cpu")
+        with _quiet_jit():
+            module = torch.jit.load(str(path), map_location="cpu")
 
         def run_ts(x):
             with torch.no_grad():

@@ -55,6 +55,7 @@ class GradientMap(nn.Module):
         self.potential = copy.deepcopy(potential).eval().requires_grad_(False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``grad psi(x)`` for ``x`` of shape ``(N, D)`` (same dtype as the weights)."""
         return self.potential.gradient_analytic(x)
 
 

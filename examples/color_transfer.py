@@ -75,8 +75,11 @@ def main(argv=None) -> None:
     out = Path(args.out)
     fig.savefig(out, dpi=80)
     plt.close(fig)
-    print(f"mean colour: source {np.round(xs.mean(0), 3).tolist()}, recoloured "
-          f"{np.round(recoloured.reshape(-1, 3).mean(0), 3).tolist()}, target {np.round(xt.mean(0), 3).tolist()}")
+    def fmt(a) -> list:
+        return np.round(np.asarray(a, dtype=np.float64), 3).tolist()
+
+    print(f"mean colour: source {fmt(xs.mean(0))}, recoloured {fmt(recoloured.reshape(-1, 3).mean(0))}, "
+          f"target {fmt(xt.mean(0))}")
     print(f"wrote {out}")
 
 

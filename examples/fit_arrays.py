@@ -15,6 +15,11 @@ import numpy as np
 import w2gn
 
 
+def fmt(a) -> list:
+    """Rounded plain floats for printing."""
+    return np.round(np.asarray(a, dtype=np.float64), 3).tolist()
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--iterations", type=int, default=1500, help="training steps")
@@ -39,15 +44,15 @@ def main(argv=None) -> None:
     new = rng.normal(size=(7, 2)).astype(np.float32)
     mapped = fitted.forward(new)
     back = fitted.inverse(mapped)  # grad psi_omega: the learned inverse map
-    print("new points      :", np.round(new[:2], 3).tolist())
-    print("mapped (T)      :", np.round(mapped[:2], 3).tolist())
-    print("mapped back     :", np.round(back[:2], 3).tolist())
+    print("new points      :", fmt(new[:2]))
+    print("mapped (T)      :", fmt(mapped[:2]))
+    print("mapped back     :", fmt(back[:2]))
 
     # 4. Quantities of the fitted map: the transport cost and how well T pushes P onto Q.
     pushed = fitted.forward(source)
     print(f"W2^2 estimate   : {fitted.w2_squared(source, target):.3f} (dual), "
           f"{fitted.w2_squared(source, target, estimator='primal'):.3f} (primal)")
-    print(f"mean of T(x)    : {np.round(pushed.mean(0), 3).tolist()}  target mean {np.round(target.mean(0), 3).tolist()}")
+    print(f"mean of T(x)    : {fmt(pushed.mean(0))}  target mean {fmt(target.mean(0))}")
 
     # 5. Save and reload (one file, torch.save format); 'w2gn transform' reads the same file.
     out_dir = Path(args.out_dir) if args.out_dir else Path(tempfile.mkdtemp())

@@ -1,6 +1,6 @@
 """The W2GN map as a scikit-learn / POT-style estimator: pipelines, cloning and model selection.
 
-Run:  python examples/sklearn_pipeline.py            (about 30 s on a laptop CPU)
+Run:  python examples/sklearn_pipeline.py            (9 fits; about 30 s on a laptop CPU)
       python examples/sklearn_pipeline.py --quick    (a few seconds)
 """
 
@@ -20,7 +20,7 @@ from w2gn.metrics import sliced_wasserstein
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--iterations", type=int, default=800, help="training steps")
+    ap.add_argument("--iterations", type=int, default=500, help="training steps")
     ap.add_argument("--quick", action="store_true", help="few iterations (smoke test)")
     args = ap.parse_args(argv)
     iterations = 60 if args.quick else args.iterations

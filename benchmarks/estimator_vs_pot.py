@@ -28,6 +28,8 @@ def main(argv=None) -> None:
     ap.add_argument("--test", type=int, default=10000, help="new source samples mapped after fitting")
     ap.add_argument("--iterations", type=int, default=2000, help="W2GN training steps")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--only", nargs="*", default=None,
+                    help="run only estimators whose name contains one of these words (e.g. W2GN EMD)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     print("| D | estimator | L2-UVP % (new samples) | fit s | transform s |")
@@ -49,6 +51,8 @@ def main(argv=None) -> None:
                 iterations=args.iterations, pretrain_iterations=500, batch_size=512, random_state=0),
         }
         for name, est in estimators.items():
+            if args.only and est is not None and not any(w.lower() in name.lower() for w in args.only):
+                continue
             t0 = time.perf_counter()
             if est is not None:
                 est.fit(Xs=xs, Xt=xt)

@@ -58,6 +58,8 @@ class TransportMap:
         Direct map networks ``f(x)`` (not gradients), used instead of the potentials for
         :meth:`forward` / :meth:`inverse` when given (LSOT).
 
+    Notes
+    -----
     Every method accepts NumPy arrays or tensors of shape ``(N, *event_shape)`` and returns the same
     kind; large inputs are processed in batches of ``batch_size`` rows without building a graph.
     """

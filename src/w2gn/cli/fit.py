@@ -6,7 +6,7 @@ import argparse
 
 from ..io import check_output_path, load_samples
 from ..solvers import get_solver
-from .common import add_runtime_args, add_training_args, say, training_options
+from .common import accuracy_options, add_accuracy_args, add_runtime_args, add_training_args, say, training_options
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -21,6 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", default="map.pt", help="where to save the fitted map (default map.pt)")
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     add_training_args(p)
+    add_accuracy_args(p)
     add_runtime_args(p)
     p.set_defaults(func=run)
 
@@ -37,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
             "source and target samples must have the same dimension"
         )
     say(f"fitting w2gn map: {x.shape[0]} source and {y.shape[0]} target samples in dimension {x.shape[1]}", args.quiet)
-    solver = get_solver("w2gn", **training_options(args))
+    solver = get_solver("w2gn", **training_options(args), **accuracy_options(args))
     fitted = solver.fit(x, y)
     fitted.save(out)
     last = solver.history[-1] if solver.history else {}

@@ -47,25 +47,24 @@ def test_pushforward_matches_target_sampler(pair4):
     assert sw_push < 0.15 * sw_id
 
 
-@pytest.mark.parametrize("method", ["newton", "lbfgs"])
-def test_inverse_after_forward_is_identity(pair4, method):
-    x = pair4.source.sample(300, torch.Generator().manual_seed(6)).double()
+def test_inverse_after_forward_is_identity(pair4):
+    x = pair4.source.sample(100, torch.Generator().manual_seed(6)).double()
     y = pair4.forward_map(x)
-    res = pair4.solve_inverse(y, tol=1e-7, max_iter=100 if method == "newton" else 4000, method=method)
-    assert res.converged and res.residual <= 1e-7
-    assert torch.allclose(res.x, x, atol=1e-5)
-    # and grad psi(grad psi^*(y)) = y
+    res = pair4.solve_inverse(y, tol=1e-8)
+    assert res.converged and res.residual <= 1e-8
+    assert torch.allclose(res.x, x, atol=1e-6)
+    # and grad psi(grad psi^*(y)) = y through the public inverse_map
     assert torch.allclose(pair4.forward_map(pair4.inverse_map(y)), y, atol=1e-7)
 
 
 def test_conjugate_solvers_reach_tolerance_and_agree(pair4):
-    y = pair4.target.sample(200, torch.Generator().manual_seed(7)).double()
+    y = pair4.target.sample(40, torch.Generator().manual_seed(7)).double()
     a = solve_conjugate_newton(pair4.potential, y, tol=1e-9)
-    b = solve_conjugate(pair4.potential, y, x0=a.x + 1e-3, max_iter=400, tol=1e-6)
+    b = solve_conjugate(pair4.potential, y, x0=a.x + 1e-2, max_iter=300, tol=1e-6)
     assert a.converged and a.residual <= 1e-9 and a.iterations < 50
-    assert b.converged and torch.allclose(a.x, b.x, atol=1e-5)
+    assert b.converged and b.residual <= 1e-6 and torch.allclose(a.x, b.x, atol=1e-4)
     # the conjugate value is max_x <x, y> - psi(x): no other point does better
-    other = (a.x + 0.05 * torch.randn_like(a.x))
+    other = a.x + 0.05 * torch.randn(a.x.shape, generator=torch.Generator().manual_seed(8), dtype=a.x.dtype)
     assert bool(((other * y).sum(1) - pair4.potential(other) <= a.values + 1e-12).all())
 
 

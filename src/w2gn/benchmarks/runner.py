@@ -24,6 +24,7 @@ from .pairs import BenchmarkPair
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
     "refine": {"refine_steps": 5, "refine_inverse_steps": 20},
+    "refine-inverse": {"refine_inverse_steps": 20},
     "expectile": {"expectile_weight": 1.0},
     "cosine": {"lr_schedule": "cosine"},
     "ema": {"ema_decay": 0.99},
@@ -31,6 +32,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "batch-1024": {"batch_size": 1024},
     "wide": {"hidden_scale": 2},
     "lr-3e-3": {"lr": 3e-3},
+    "combo": {"ema_decay": 0.99, "expectile_weight": 1.0, "refine_inverse_steps": 20},
     "all": {"refine_steps": 5, "refine_inverse_steps": 20, "expectile_weight": 1.0, "lr_schedule": "cosine",
             "ema_decay": 0.99, "init": "linear"},
 }
@@ -169,3 +171,12 @@ def convergence_figure(results: list[FitResult], path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=90, format="png")
     plt.close(fig)
+
+
+def load_results(path) -> list[FitResult]:
+    """Read the ``results.json`` written by ``w2gn benchmark`` back into :class:`FitResult` objects."""
+    import json
+    from pathlib import Path
+
+    data = json.loads(Path(path).read_text())
+    return [FitResult(**r) for r in data["results"]]

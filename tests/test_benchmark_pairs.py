@@ -60,9 +60,9 @@ def test_inverse_after_forward_is_identity(pair4):
 def test_conjugate_solvers_reach_tolerance_and_agree(pair4):
     y = pair4.target.sample(40, torch.Generator().manual_seed(7)).double()
     a = solve_conjugate_newton(pair4.potential, y, tol=1e-9)
-    b = solve_conjugate(pair4.potential, y, x0=a.x + 1e-2, max_iter=300, tol=1e-6)
+    b = solve_conjugate(pair4.potential, y, x0=a.x + 1e-2, max_iter=200, tol=1e-5)
     assert a.converged and a.residual <= 1e-9 and a.iterations < 50
-    assert b.converged and b.residual <= 1e-6 and torch.allclose(a.x, b.x, atol=1e-4)
+    assert b.converged and b.residual <= 1e-5 and torch.allclose(a.x, b.x, atol=1e-3)
     # the conjugate value is max_x <x, y> - psi(x): no other point does better
     other = a.x + 0.05 * torch.randn(a.x.shape, generator=torch.Generator().manual_seed(8), dtype=a.x.dtype)
     assert bool(((other * y).sum(1) - pair4.potential(other) <= a.values + 1e-12).all())

@@ -17,7 +17,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "benchmark",
         help="score methods on pairs with known non-linear OT maps",
         description="Fit each METHOD on each benchmark pair (P, Q = grad psi # P, whose OT map grad psi is known) "
-        "for a fixed wall-clock budget, and write a table of forward/inverse L2-UVP, cosine, seconds and "
+        "for a fixed training budget (CPU seconds by default, see --clock), and write a table of forward/inverse "
+        "L2-UVP, cosine, seconds and "
         "iterations (results.json, results.md), the pairs' identity/linear scores (pairs.md) and a convergence "
         "figure (convergence.png: L2-UVP against seconds, one curve per method).",
     )

@@ -129,7 +129,8 @@ ACCURACY_DEFAULTS: dict[str, Any] = {
     "refine_inverse_steps": 0,
     "expectile_weight": 0.0,
     "lr_schedule": "constant",
-    "ema_decay": 0.0,
+    # EMA 0.99 beat the paper's algorithm at D = 2, 4, 8, 16 in the 60 CPU-s runs, forward and inverse
+    "ema_decay": 0.99,
     "init": "identity",
 }
 

@@ -163,3 +163,10 @@ def test_fit_cli_passes_accuracy_options(tmp_path):
     cfg = m.info["config"]
     assert cfg["lr_schedule"] == "cosine" and cfg["ema_decay"] == 0.5
     assert m.conjugate_options["refine_steps"] == 4
+
+
+def test_fit_cli_defaults_to_weight_averaging():
+    from w2gn.cli import build_parser
+
+    args = build_parser().parse_args(["fit", "a.npy", "b.npy"])
+    assert args.ema_decay == 0.99 and args.refine_steps == 0 and args.init == "identity"

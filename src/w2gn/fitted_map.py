@@ -145,8 +145,28 @@ class TransportMap:
         if self.inverse_network is not None:
             return self._apply(lambda t: self.inverse_network.map(t, batch_size), y, "inverse input")
         if self.inverse_potential is not None:
+            if self.conjugate_options.get("refine_steps", 0):
+                return self._apply(lambda t: self._refined_inverse(t, batch_size), y, "inverse input")
             return self._apply(lambda t: self.inverse_potential.map(t, batch_size), y, "inverse input")
         return self._apply(lambda t: self._solve(t, batch_size)[0], y, "inverse input")
+
+    def _refined_inverse(self, y: torch.Tensor, batch_size: int) -> torch.Tensor:
+        """``grad psi_omega(y)`` improved by ``conjugate_options["refine_steps"]`` steps on the conjugate
+        problem of ``psi_theta`` (``refine_method`` ``"lbfgs"`` or ``"newton"``; Amos, ICLR 2023)."""
+        from .conjugate import solve_conjugate_newton
+
+        steps = int(self.conjugate_options["refine_steps"])
+        newton = self.conjugate_options.get("refine_method", "lbfgs") == "newton"
+        outs = [y.new_empty((0, *y.shape[1:]))]
+        for s in range(0, y.shape[0], batch_size):
+            b = y[s : s + batch_size].to(self.device, self.dtype)
+            x0 = self.inverse_potential.map(b, batch_size)
+            if newton:
+                res = solve_conjugate_newton(self.forward_potential, b, x0=x0, max_iter=steps, tol=0.0)
+            else:
+                res = solve_conjugate(self.forward_potential, b, x0=x0, max_iter=steps, tol=0.0)
+            outs.append(res.x.to(y.device, y.dtype))
+        return torch.cat(outs)
 
     def _solve(self, y: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Numerical conjugate per batch: ``(argmax rows, conjugate values)``."""
@@ -254,6 +274,7 @@ class TransportMap:
             "forward": pack(self.forward_potential, potential_spec),
             "inverse": pack(self.inverse_potential, potential_spec),
             "info": self.info,
+            "conjugate_options": dict(self.conjugate_options),
         }
         if self.forward_network is not None or self.inverse_network is not None:
             state["version"] = FORMAT_VERSION
@@ -288,8 +309,10 @@ class TransportMap:
         for p in (fwd, inv, fnet, inet):
             if p is not None and not all(bool(torch.isfinite(v).all()) for v in p.state_dict().values()):
                 raise W2GNUserError(f"{source}: the map holds non-finite weights")
-        return cls(fwd, inv, method=state.get("method", "w2gn"), info=state.get("info", {}),
-                   forward_network=fnet, inverse_network=inet)
+        fitted = cls(fwd, inv, method=state.get("method", "w2gn"), info=state.get("info", {}),
+                     forward_network=fnet, inverse_network=inet)
+        fitted.conjugate_options.update(state.get("conjugate_options") or {})
+        return fitted
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write weights and configuration to ``path`` (atomically; ``torch.save`` format)."""

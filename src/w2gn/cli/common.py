@@ -191,3 +191,39 @@ def write_text(path: str | Path, text: str) -> None:
 def say(msg: str, quiet: bool = False) -> None:
     if not quiet:
         print(msg, file=sys.stderr)
+
+
+#: ``w2gn fit``'s defaults for the accuracy options of :class:`~w2gn.solvers.W2GNConfig`
+#: (chosen from the ablation in benchmarks/results/accuracy.md)
+ACCURACY_DEFAULTS: dict[str, Any] = {
+    "refine_steps": 0,
+    "refine_inverse_steps": 0,
+    "expectile_weight": 0.0,
+    "lr_schedule": "constant",
+    # EMA 0.99 beat the paper's algorithm at D = 2, 4, 8, 16 in the 60 CPU-s runs, forward and inverse
+    "ema_decay": 0.99,
+    "init": "identity",
+}
+
+
+def add_accuracy_args(p: argparse.ArgumentParser, defaults: dict[str, Any] | None = None) -> None:
+    """The W2GN accuracy options (conjugate refinement, expectile, schedule, EMA, initialisation)."""
+    d = {**ACCURACY_DEFAULTS, **(defaults or {})}
+    g = p.add_argument_group("accuracy options")
+    g.add_argument("--refine-steps", type=nonneg_int, default=d["refine_steps"],
+                   help=f"L-BFGS steps refining the conjugate argmax in training (default {d['refine_steps']})")
+    g.add_argument("--refine-inverse-steps", type=nonneg_int, default=d["refine_inverse_steps"],
+                   help=f"L-BFGS steps refining the inverse map at inference (default {d['refine_inverse_steps']})")
+    g.add_argument("--expectile-weight", type=nonneg_float, default=d["expectile_weight"],
+                   help=f"weight of the expectile regulariser of the conjugate (default {d['expectile_weight']})")
+    g.add_argument("--lr-schedule", choices=["constant", "cosine"], default=d["lr_schedule"],
+                   help=f"learning-rate schedule (default {d['lr_schedule']})")
+    g.add_argument("--ema-decay", type=nonneg_float, default=d["ema_decay"],
+                   help=f"weight averaging decay, 0 = off (default {d['ema_decay']})")
+    g.add_argument("--init", choices=["identity", "linear"], default=d["init"],
+                   help=f"pretrain to the identity or to the best linear map (default {d['init']})")
+
+
+def accuracy_options(args: argparse.Namespace) -> dict[str, Any]:
+    """:class:`~w2gn.solvers.W2GNConfig` keyword arguments of :func:`add_accuracy_args`'s options."""
+    return {k: getattr(args, k) for k in ACCURACY_DEFAULTS}

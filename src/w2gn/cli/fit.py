@@ -6,7 +6,7 @@ import argparse
 
 from ..io import check_output_path, load_samples
 from ..solvers import get_solver
-from .common import add_runtime_args, add_training_args, say, training_options
+from .common import accuracy_options, add_accuracy_args, add_runtime_args, add_training_args, say, training_options
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -21,13 +21,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", default="map.pt", help="where to save the fitted map (default map.pt)")
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     add_training_args(p)
+    add_accuracy_args(p)
     add_runtime_args(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     out = check_output_path(args.output, args.overwrite)
-    solver = get_solver("w2gn", **training_options(args))  # validates the options before any work
+    solver = get_solver("w2gn", **training_options(args), **accuracy_options(args))  # validates the options before any work
     x = load_samples(args.source)
     y = load_samples(args.target)
     if x.shape[1:] != y.shape[1:]:

@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 
 import torch
 
+from ..conjugate import solve_conjugate, solve_conjugate_newton
 from ..distributions import Sampler
 from ..errors import W2GNUserError
 from ..fitted_map import TransportMap
@@ -35,7 +37,7 @@ from .base import (
     Solver,
     SolverConfig,
 )
-from .pretrain import pretrain_identity
+from .pretrain import linear_init_maps, pretrain_identity
 
 
 def default_hidden(dim: int) -> list[int]:
@@ -60,6 +62,27 @@ class W2GNConfig(SolverConfig):
 
     Optimisation: ``betas`` of both Adams; ``pretrain_iterations``/``pretrain_lr``/``pretrain_tol``
     of the identity pretraining (0 iterations = none).
+
+    Accuracy options (all off by default, i.e. the paper's algorithm; measured in
+    ``benchmarks/results/accuracy.md``):
+
+    * ``refine_steps``: conjugate refinement in training (Amos, ICLR 2023): the amortised
+      ``x_hat = grad psi_omega(y)`` is improved by that many ``refine_method`` steps
+      (``"lbfgs"`` or ``"newton"``) on ``max_x <x, y> - psi_theta(x)``; the refined point (no
+      gradient) enters the correlation term, and ``psi_omega`` also regresses onto it
+      (``lambda * mean ||grad psi_omega(y) - x_ref||^2``). ``refine_inverse_steps``: the same
+      refinement of the inverse map at inference (stored in the fitted map).
+    * ``expectile_weight``/``expectile``: expectile regulariser of the conjugate's values (Buzun et
+      al. 2024): ``psi_omega(y)`` regresses with the asymmetric loss ``|tau - 1[u < 0]| u^2`` onto
+      ``u``'s target ``<x_hat, y> - psi_theta(x_hat)``, a lower bound of ``psi_theta^*(y)`` that
+      an upper expectile (``tau`` near 1) pushes towards the maximum. Added to the cycle terms.
+    * ``lr_schedule``: ``"constant"`` or ``"cosine"`` (decay to ``lr * lr_final_factor`` at
+      ``iterations``).
+    * ``ema_decay``: exponential moving average of both networks' weights (0 = off); the fitted map
+      uses the averages. Averages of non-negative weights stay non-negative, so convexity holds.
+    * ``init``: ``"identity"`` (pretrain both maps to the identity, C.1) or ``"linear"``
+      (pretrain ``grad psi_theta`` to the OT map between Gaussian fits of P and Q and
+      ``grad psi_omega`` to its inverse).
     """
 
     hidden: list[int] | None = None
@@ -78,6 +101,15 @@ class W2GNConfig(SolverConfig):
     pretrain_iterations: int = 1000
     pretrain_lr: float = 1e-3
     pretrain_tol: float = 1e-4
+    refine_steps: int = 0
+    refine_inverse_steps: int = 0
+    refine_method: str = "lbfgs"
+    expectile_weight: float = 0.0
+    expectile: float = 0.99
+    lr_schedule: str = "constant"
+    lr_final_factor: float = 0.01
+    ema_decay: float = 0.0
+    init: str = "identity"
 
     def validate(self) -> None:
         super().validate()
@@ -91,6 +123,18 @@ class W2GNConfig(SolverConfig):
             raise W2GNUserError("at least one of cycle_y / cycle_x must be on: W2GN needs a cycle regulariser")
         if self.l1_penalty < 0 or self.pretrain_iterations < 0:
             raise W2GNUserError("l1_penalty and pretrain_iterations must be >= 0")
+        if self.refine_steps < 0 or self.refine_inverse_steps < 0:
+            raise W2GNUserError("refine_steps and refine_inverse_steps must be >= 0")
+        if self.refine_method not in ("lbfgs", "newton"):
+            raise W2GNUserError(f"refine_method must be 'lbfgs' or 'newton', got {self.refine_method!r}")
+        if self.expectile_weight < 0 or not 0 < self.expectile < 1:
+            raise W2GNUserError("expectile_weight must be >= 0 and expectile in (0, 1)")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise W2GNUserError(f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
+        if not 0 <= self.ema_decay < 1 or not 0 < self.lr_final_factor <= 1:
+            raise W2GNUserError("ema_decay must be in [0, 1) and lr_final_factor in (0, 1]")
+        if self.init not in ("identity", "linear"):
+            raise W2GNUserError(f"init must be 'identity' or 'linear', got {self.init!r}")
 
     def effective_lambda(self, dim: int) -> float:
         return float(min(dim, 50)) if self.lambda_cycle is None else float(self.lambda_cycle)
@@ -131,22 +175,71 @@ class W2GNSolver(Solver):
         theta = potential if potential is not None else self.build_potential(tuple(p.event_shape), c.seed)
         theta = theta.to(device=p.device, dtype=p.dtype)
         self.pretrain_loss = float("nan")
-        if c.pretrain_iterations:
-            self.pretrain_loss = pretrain_identity(theta, [p, q], c.pretrain_iterations, c.batch_size,
-                                                   c.pretrain_lr, c.pretrain_tol, generator)
+        if c.init == "linear":
+            omega = copy.deepcopy(theta)
+            fwd, bwd = linear_init_maps(p, q, generator)
+            if c.pretrain_iterations:
+                self.pretrain_loss = pretrain_identity(theta, [p], c.pretrain_iterations, c.batch_size,
+                                                       c.pretrain_lr, c.pretrain_tol, generator, target=fwd)
+                pretrain_identity(omega, [q], c.pretrain_iterations, c.batch_size, c.pretrain_lr, c.pretrain_tol,
+                                  generator, target=bwd)
+        else:
+            if c.pretrain_iterations:
+                self.pretrain_loss = pretrain_identity(theta, [p, q], c.pretrain_iterations, c.batch_size,
+                                                       c.pretrain_lr, c.pretrain_tol, generator)
+            omega = copy.deepcopy(theta)
         self.theta = theta
-        self.omega = copy.deepcopy(theta)
+        self.omega = omega
         self.opt_theta = torch.optim.Adam(self.theta.parameters(), lr=c.lr, betas=tuple(c.betas))
         self.opt_omega = torch.optim.Adam(self.omega.parameters(), lr=c.lr, betas=tuple(c.betas))
+        self.theta_ema = self.omega_ema = None
+        if c.ema_decay:
+            self.theta_ema = copy.deepcopy(self.theta).requires_grad_(False)
+            self.omega_ema = copy.deepcopy(self.omega).requires_grad_(False)
 
     def modules(self) -> dict[str, torch.nn.Module]:
-        return {"theta": self.theta, "omega": self.omega}
+        mods = {"theta": self.theta, "omega": self.omega}
+        if getattr(self, "theta_ema", None) is not None:
+            mods.update(theta_ema=self.theta_ema, omega_ema=self.omega_ema)
+        return mods
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"theta": self.opt_theta, "omega": self.opt_omega}
 
     def current_map(self) -> TransportMap:
-        return TransportMap(self.theta, self.omega, method=self.name)
+        c = self.config
+        if getattr(self, "theta_ema", None) is not None:
+            fitted = TransportMap(self.theta_ema, self.omega_ema, method=self.name)
+        else:
+            fitted = TransportMap(self.theta, self.omega, method=self.name)
+        if c.refine_inverse_steps:
+            fitted.conjugate_options.update(refine_steps=int(c.refine_inverse_steps), refine_method=c.refine_method)
+        return fitted
+
+    def refine(self, potential: ConvexPotential, y: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
+        """``refine_steps`` of ``refine_method`` on ``max_x <x, y> - psi(x)`` from ``x0`` (no graph)."""
+        c = self.config
+        if c.refine_method == "newton":
+            return solve_conjugate_newton(potential, y.detach(), x0=x0, max_iter=c.refine_steps, tol=0.0).x
+        return solve_conjugate(potential, y.detach(), x0=x0, max_iter=c.refine_steps, tol=0.0).x
+
+    def lr_factor(self, iteration: int) -> float:
+        """Multiplier of ``lr`` at ``iteration`` under ``lr_schedule``."""
+        c = self.config
+        if c.lr_schedule == "constant":
+            return 1.0
+        t = min(1.0, iteration / max(1, c.iterations))
+        return c.lr_final_factor + (1.0 - c.lr_final_factor) * 0.5 * (1.0 + math.cos(math.pi * t))
+
+    @torch.no_grad()
+    def update_ema(self, iteration: int) -> None:
+        """Move the averaged weights towards the live ones (decay warmed up over the first steps)."""
+        d = min(self.config.ema_decay, (1.0 + iteration) / (10.0 + iteration))
+        for live, avg in ((self.theta, self.theta_ema), (self.omega, self.omega_ema)):
+            for a, b in zip(avg.parameters(), live.parameters()):
+                a.lerp_(b, 1.0 - d)
+            for a, b in zip(avg.buffers(), live.buffers()):
+                a.copy_(b)
 
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The regularised correlations (eq. 12) on batches ``x ~ P``, ``y ~ Q``.
@@ -163,6 +256,9 @@ class W2GNSolver(Solver):
             x, y = y, x
         y_inv = bwd.gradient(y, create_graph=True)  # computed once: used by both terms
         y_inv_sg = y_inv.detach() if c.stop_gradient else y_inv
+        if c.refine_steps:
+            # a better argmax of the conjugate problem; enters as a constant (stop-gradient)
+            y_inv_sg = self.refine(fwd, y, y_inv.detach())
         psi_x = fwd(x).mean()
         psi_y_inv = fwd(y_inv_sg).mean()
         inner = (y_inv_sg * y).flatten(1).sum(1).mean()
@@ -175,12 +271,27 @@ class W2GNSolver(Solver):
         if c.cycle_x:
             cyc_x = self._cycle(bwd.gradient(fwd.gradient(x, create_graph=True), create_graph=True), x)
             loss = loss + lam * cyc_x
+        amort = expec = zero
+        if c.refine_steps:
+            amort = self._cycle(y_inv, y_inv_sg)
+            loss = loss + lam * amort
+        if c.expectile_weight:
+            with torch.no_grad():
+                lower = (y_inv_sg * y).flatten(1).sum(1) - fwd(y_inv_sg)
+            u = lower - bwd(y)
+            w = torch.where(u > 0, c.expectile, 1.0 - c.expectile)
+            expec = (w * u.square()).mean()
+            loss = loss + c.expectile_weight * expec
         if c.l1_penalty:
             loss = loss + c.l1_penalty * (self.theta.l1_norm() + self.omega.l1_norm())
         with torch.no_grad():
             corr = psi_x - psi_y_inv + inner
             w2 = x.flatten(1).square().sum(1).mean() + y.flatten(1).square().sum(1).mean() - 2 * corr
         parts = {"correlation": corr.detach(), "cycle_y": cyc_y.detach(), "cycle_x": cyc_x.detach(), "w2_dual": w2.detach()}
+        if c.refine_steps:
+            parts["amortization"] = amort.detach()
+        if c.expectile_weight:
+            parts["expectile"] = expec.detach()
         return loss, parts
 
     def step(self, iteration: int, p: Sampler, q: Sampler, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -189,6 +300,11 @@ class W2GNSolver(Solver):
         x = p.sample(c.batch_size, generator)
         y = q.sample(c.batch_size, generator)
         loss, parts = self.loss(x, y)
+        if c.lr_schedule != "constant":
+            f = self.lr_factor(iteration)
+            for opt in (self.opt_theta, self.opt_omega):
+                for group in opt.param_groups:
+                    group["lr"] = c.lr * f
         self.opt_theta.zero_grad(set_to_none=True)
         self.opt_omega.zero_grad(set_to_none=True)
         loss.backward()
@@ -196,4 +312,6 @@ class W2GNSolver(Solver):
         self.opt_omega.step()
         self.theta.project()
         self.omega.project()
+        if self.theta_ema is not None:
+            self.update_ema(iteration)
         return {"loss": loss.detach(), **parts}

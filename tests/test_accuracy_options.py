@@ -1,0 +1,172 @@
+"""The W2GN accuracy options (refinement, expectile, cosine schedule, EMA, linear init) and `w2gn benchmark`."""
+
+import copy
+import json
+
+import pytest
+import torch
+
+from w2gn import GaussianPair, TransportMap, W2GNSolver
+from w2gn.benchmarks import random_pair
+from w2gn.benchmarks.runner import PRESETS, method_options, run_fit
+from w2gn.cli import main
+from w2gn.errors import W2GNUserError
+from w2gn.metrics import l2_uvp
+from w2gn.networks import DenseICNN
+
+FAST = {"iterations": 20, "batch_size": 64, "pretrain_iterations": 20, "progress": False, "log_every": 10}
+
+
+@pytest.fixture(scope="module")
+def pair2():
+    return random_pair(2, seed=0)
+
+
+def _fit(pair, **opts):
+    solver = W2GNSolver(**{**FAST, **opts})
+    fitted = solver.fit(pair.source, pair.target)
+    return solver, fitted
+
+
+def test_defaults_are_the_paper_algorithm():
+    s = W2GNSolver()
+    c = s.config
+    assert (c.refine_steps, c.refine_inverse_steps, c.expectile_weight, c.ema_decay) == (0, 0, 0.0, 0.0)
+    assert (c.lr_schedule, c.init) == ("constant", "identity")
+    assert method_options("paper", 4) == {}
+
+
+@pytest.mark.parametrize("bad", [{"refine_steps": -1}, {"refine_method": "bfgs"}, {"expectile": 1.0},
+                                 {"lr_schedule": "step"}, {"ema_decay": 1.0}, {"init": "zero"}])
+def test_bad_options_are_user_errors(bad):
+    with pytest.raises(W2GNUserError):
+        W2GNSolver(**bad)
+
+
+@pytest.mark.parametrize("method", ["lbfgs", "newton"])
+def test_refinement_improves_the_amortised_argmax(pair2, method):
+    solver = W2GNSolver(refine_steps=5, refine_method=method, **FAST)
+    y = pair2.target.sample(256, torch.Generator().manual_seed(0)).double()
+    x0 = y.clone()  # a poor amortised guess (the identity)
+    x = solver.refine(pair2.potential, y, x0)
+    res0 = (pair2.potential.map(x0) - y).norm(dim=1).mean()
+    res1 = (pair2.potential.map(x) - y).norm(dim=1).mean()
+    assert res1 < 0.2 * res0
+
+
+def test_refinement_in_training_is_switchable(pair2):
+    off, _ = _fit(pair2)
+    on, fitted = _fit(pair2, refine_steps=3, refine_inverse_steps=5)
+    assert "amortization" in on.history[-1] and "amortization" not in off.history[-1]
+    assert fitted.conjugate_options["refine_steps"] == 5
+
+
+def test_inverse_refinement_at_inference_uses_the_forward_potential(pair2, tmp_path):
+    # forward potential = the true psi; inverse network = a crude untrained ICNN
+    fwd = copy.deepcopy(pair2.potential).to(torch.float32)
+    crude = DenseICNN(2, [16, 16], seed=0)
+    m = TransportMap(fwd, crude)
+    y = pair2.target.sample(512, torch.Generator().manual_seed(1))
+    truth = pair2.inverse_map(y.double())
+    plain = l2_uvp(torch.as_tensor(m.inverse(y)), truth, pair2.source_variance)
+    m.conjugate_options.update(refine_steps=30, refine_method="lbfgs")
+    refined = l2_uvp(torch.as_tensor(m.inverse(y)), truth, pair2.source_variance)
+    assert refined < 0.01 * plain
+    path = m.save(tmp_path / "m.pt")
+    assert TransportMap.load(path).conjugate_options["refine_steps"] == 30
+
+
+def test_expectile_regulariser_is_switchable(pair2):
+    off, _ = _fit(pair2)
+    on, _ = _fit(pair2, expectile_weight=1.0)
+    assert "expectile" in on.history[-1] and "expectile" not in off.history[-1]
+    assert on.history[-1]["expectile"] >= 0
+
+
+def test_cosine_schedule_decays_the_learning_rate(pair2):
+    solver, _ = _fit(pair2, lr_schedule="cosine", lr_final_factor=0.1)
+    assert solver.lr_factor(0) == pytest.approx(1.0)
+    assert solver.lr_factor(solver.config.iterations) == pytest.approx(0.1)
+    lr_now = solver.opt_theta.param_groups[0]["lr"]
+    assert lr_now == pytest.approx(solver.config.lr * solver.lr_factor(solver.config.iterations - 1))
+    const, _ = _fit(pair2)
+    assert const.opt_theta.param_groups[0]["lr"] == const.config.lr
+
+
+def test_ema_map_is_the_average_and_stays_convex(pair2):
+    solver, fitted = _fit(pair2, ema_decay=0.9)
+    assert fitted.forward_potential is solver.theta_ema and fitted.inverse_potential is solver.omega_ema
+    live = torch.cat([p.flatten() for p in solver.theta.parameters()])
+    avg = torch.cat([p.flatten() for p in solver.theta_ema.parameters()])
+    assert not torch.equal(live, avg)
+    assert all(bool((w >= 0).all()) for w in solver.theta_ema.constrained_parameters())
+    off, fitted_off = _fit(pair2)
+    assert fitted_off.forward_potential is off.theta and "theta_ema" not in off.modules()
+
+
+def test_linear_init_starts_at_the_gaussian_ot_map():
+    pair = GaussianPair.random(3, seed=2)
+    x = pair.source.sample(4000, torch.Generator().manual_seed(3))
+    scores = {}
+    for init in ("identity", "linear"):
+        fitted = W2GNSolver(init=init, iterations=1, pretrain_iterations=800, pretrain_tol=1e-6, batch_size=256,
+                            progress=False).fit(pair.source, pair.target)
+        scores[init] = l2_uvp(torch.as_tensor(fitted.forward(x)), pair.forward_map(x), pair.target.variance)
+    # the Gaussian pair's OT map *is* linear: the linear init alone is already close
+    assert scores["linear"] < 5.0 and scores["linear"] < 0.2 * scores["identity"]
+
+
+def test_run_fit_respects_budget_and_records_curve(pair2):
+    r = run_fit(pair2, "paper", budget_s=3.0, log_every=20, curve_samples=256, pretrain_iterations=50, batch_size=128)
+    assert r.curve and r.seconds < 30 and r.iterations > 0
+    assert all(k in r.curve[0] for k in ("seconds", "forward_uvp", "inverse_uvp"))
+    assert r.forward_uvp < pair2.baselines["identity"]
+
+
+def test_every_preset_is_a_valid_configuration():
+    for name in PRESETS:
+        opts = method_options(name, 4)
+        W2GNSolver(**opts)
+    with pytest.raises(W2GNUserError):
+        method_options("nope", 2)
+
+
+def test_benchmark_cli_writes_table_and_figure(tmp_path):
+    out = tmp_path / "bench"
+    rc = main(["benchmark", "--pairs", "random", "--dims", "2", "--methods", "paper,cosine", "--budget", "1.5",
+               "--log-every", "20", "--curve-samples", "256", "-o", str(out), "--quiet"])
+    assert rc == 0
+    data = json.loads((out / "results.json").read_text())
+    assert [r["method"] for r in data["results"]] == ["paper", "cosine"]
+    assert "| random-d2-s0 | 2 | paper |" in (out / "results.md").read_text()
+    assert (out / "convergence.png").read_bytes()[:4] == b"\x89PNG"
+    assert "identity" in (out / "pairs.md").read_text()
+
+
+def test_benchmark_cli_rejects_unknown_method(tmp_path, capsys):
+    rc = main(["benchmark", "--methods", "magic", "-o", str(tmp_path / "b"), "--quiet"])
+    assert rc == 2 and "unknown method" in capsys.readouterr().err
+
+
+def test_fit_cli_passes_accuracy_options(tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "x.npy", rng.normal(size=(300, 2)))
+    np.save(tmp_path / "y.npy", 2 * rng.normal(size=(300, 2)) + 1)
+    out = tmp_path / "m.pt"
+    rc = main(["fit", str(tmp_path / "x.npy"), str(tmp_path / "y.npy"), "-o", str(out), "--iterations", "10",
+               "--pretrain-iterations", "10", "--batch-size", "64", "--refine-inverse-steps", "4",
+               "--lr-schedule", "cosine", "--ema-decay", "0.5", "--quiet"])
+    assert rc == 0
+    m = TransportMap.load(out)
+    cfg = m.info["config"]
+    assert cfg["lr_schedule"] == "cosine" and cfg["ema_decay"] == 0.5
+    assert m.conjugate_options["refine_steps"] == 4
+
+
+def test_fit_cli_defaults_to_weight_averaging():
+    from w2gn.cli import build_parser
+
+    args = build_parser().parse_args(["fit", "a.npy", "b.npy"])
+    assert args.ema_decay == 0.99 and args.refine_steps == 0 and args.init == "identity"

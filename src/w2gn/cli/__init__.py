@@ -11,10 +11,10 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import DivergenceError, W2GNUserError
-from . import fit, gaussian, transform
+from . import color_transfer, fit, gaussian, toy, transform
 
 #: subcommand modules; each has ``add_parser(subparsers)`` that sets ``func``
-COMMANDS = [gaussian, fit, transform]
+COMMANDS = [gaussian, fit, transform, color_transfer, toy]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -123,6 +123,7 @@ def main() -> None:
                                "--iterations", str(args.iterations), "--pretrain-iterations", str(args.pretrain_iterations),
                                "--eval-pixels", str(args.eval_pixels), "--overwrite", "--quiet"], env)
     w = json.loads(rep_path.read_text())
+    print(f"W2GN: wall {wall:.1f}s, peak RSS {w2gn_mb:.0f} MB, report {json.dumps(w)}", flush=True)
     rows = [("W2GN (Dense ICNN [3;128;128,64])", w, w2gn_mb, wall)]
     if not args.skip_pot:
         pot_path = work / "pot.json"
@@ -130,6 +131,7 @@ def main() -> None:
                                "--pot-samples", str(args.pot_samples), "--eval-pixels", str(args.eval_pixels),
                                "--threads", str(args.threads), "--report", str(pot_path)], env)
         p = json.loads(pot_path.read_text())
+        print(f"POT: wall {wall_p:.1f}s, report {json.dumps(p)}", flush=True)
         rows.append((f"POT EMDTransport ({args.pot_samples} px each)", p, p["peak_rss_mb"], wall_p))
     print()
     print("| method | fit s | apply s | apply MP/s | peak RSS MB | SW2 original | SW2 recoloured |")

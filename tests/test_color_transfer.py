@@ -118,6 +118,9 @@ def test_cli_end_to_end_and_reapply_saved_map(tmp_path, capsys):
     assert main(["color-transfer", str(tmp_path / "c.png"), "--map", str(tmp_path / "m.pt"), "-o",
                  str(tmp_path / "again.png"), "--quiet"]) == 0
     assert np.array_equal(read_rgb(tmp_path / "again.png"), read_rgb(tmp_path / "out.png"))
+    assert main(["color-transfer", str(tmp_path / "p.png"), "--map", str(tmp_path / "m.pt"), "--direction", "inverse",
+                 "-o", str(tmp_path / "inv_again.png"), "--quiet"]) == 0
+    assert np.array_equal(read_rgb(tmp_path / "inv_again.png"), read_rgb(tmp_path / "inv.png"))
 
 
 def test_cli_refuses_to_overwrite_inputs_and_bad_images(tmp_path, capsys):

@@ -51,7 +51,7 @@ class PixelSampler(Sampler):
     counts once in the palette, as in the paper.
     """
 
-    def __init__(self, image: np.ndarray, name: str = "image") -> None:
+    def __init__(self, image: np.ndarray, name: str = "image", seed: int = 0) -> None:
         a = np.asarray(image)
         if a.ndim != 3 or a.shape[2] != 3:
             raise ValueError(f"{name}: expected an (H, W, 3) RGB array, got shape {a.shape}")
@@ -60,13 +60,15 @@ class PixelSampler(Sampler):
         self._name = name
         self.shape = tuple(a.shape[:2])
         self.event_shape = (3,)
+        self._cpu_gen = torch.Generator().manual_seed(int(seed))
 
     def __len__(self) -> int:
         return self._pixels.shape[0]
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        # indices on the CPU (the image lives there); only the small batch travels to the device
-        cpu_gen = generator if generator is None or generator.device.type == "cpu" else None
+        # indices on the CPU (the image lives there); only the small batch travels to the device. A
+        # generator on another device cannot draw CPU indices: a private seeded CPU one keeps runs repeatable.
+        cpu_gen = generator if generator is None or generator.device.type == "cpu" else self._cpu_gen
         idx = torch.randint(self._pixels.shape[0], (n,), generator=cpu_gen).numpy()
         batch = torch.from_numpy(self._pixels[idx].astype(np.float32))
         return (batch * (1.0 / self._scale)).to(device=self.device, dtype=self.dtype)
@@ -107,7 +109,8 @@ def fit_color_transfer(content: np.ndarray, palette: np.ndarray, callback=None, 
     """
     opts = {**COLOR_DEFAULTS, **options}
     solver = W2GNSolver(**opts)
-    fitted = solver.fit(PixelSampler(content, "content"), PixelSampler(palette, "palette"), callback=callback)
+    seed = int(opts.get("seed", 0))
+    fitted = solver.fit(PixelSampler(content, "content", seed), PixelSampler(palette, "palette", seed + 1), callback=callback)
     fitted.info["application"] = "color_transfer"
     return fitted
 

@@ -85,3 +85,14 @@ def test_save_rejects_unknown_extension_and_bad_shape(tmp_path):
         save_rgb(tmp_path / "a.xyz", _rgb())
     with pytest.raises(W2GNUserError, match="RGB"):
         save_rgb(tmp_path / "a.png", np.zeros((4, 4)))
+
+
+PHOTOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "color_photos"
+
+
+@pytest.mark.skipif(not PHOTOS.is_dir(), reason="../shared/data/color_photos not present")
+def test_reads_the_shared_colour_photos():
+    sizes = {"country_house.jpg": (1300, 866), "forest_road.jpg": (1920, 1121), "autumn.jpg": (1000, 727)}
+    for name, (w, h) in sizes.items():
+        a = read_rgb(PHOTOS / name)
+        assert a.shape == (h, w, 3) and a.dtype == np.uint8 and a.std() > 10

@@ -15,10 +15,10 @@ import threading
 from collections.abc import Sequence
 
 from ..errors import DivergenceError, W2GNUserError
-from . import benchmark, compare, domain_adapt, export, fit, gaussian, latent, resume, style, transform
+from . import benchmark, color_transfer, compare, domain_adapt, export, fit, gaussian, latent, resume, style, toy, transform
 
 #: subcommand modules; each has ``add_parser(subparsers)`` that sets ``func``
-COMMANDS = [gaussian, fit, transform, resume, compare, style, domain_adapt, latent, export, benchmark]
+COMMANDS = [gaussian, fit, transform, resume, compare, style, domain_adapt, latent, export, benchmark, color_transfer, toy]
 
 
 class OneLineParser(argparse.ArgumentParser):

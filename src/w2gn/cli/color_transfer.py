@@ -1,0 +1,162 @@
+"""``w2gn color-transfer CONTENT PALETTE -o OUT``: recolour a photo with another's colours (paper, C.6)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from ..errors import W2GNUserError
+from .common import add_runtime_args, add_training_args, positive_int, say, training_options, write_json
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "color-transfer",
+        help="recolour an image with the colour palette of another (pixel-wise W2GN map in RGB)",
+        description="Fit a cycle-monotone map between the pixel colours of CONTENT and PALETTE (W2GN, Dense ICNN "
+        "[3; 128; 128, 64], 5000 steps of 1024 pixels, lambda 3, L1 1e-10: Appendix C.6) and write CONTENT "
+        "recoloured with PALETTE's colours to OUT. Any image size: pixels are sampled for training and streamed "
+        "in chunks when applying. With --map, skip fitting and apply a saved map to CONTENT (other photos, "
+        "video frames).",
+        epilog="example: w2gn color-transfer photo.jpg sunset.jpg -o photo_sunset.jpg --inverse-output "
+        "sunset_photo.jpg --save-map colors.pt --figure palettes.png",
+    )
+    p.add_argument("content", help="image to recolour (JPEG/PNG/TIFF/BMP/WebP; greyscale and opaque RGBA are converted)")
+    p.add_argument("palette", nargs="?", help="image whose colours to use (not needed with --map)")
+    p.add_argument("-o", "--output", required=True, help="recoloured CONTENT (extension picks the format)")
+    p.add_argument("--inverse-output", metavar="PATH", help="also write PALETTE recoloured with CONTENT's colours")
+    p.add_argument("--save-map", metavar="PATH", help="save the fitted map (.pt) to re-apply it without refitting")
+    p.add_argument("--map", dest="load_map", metavar="PATH", help="apply this saved map instead of fitting one")
+    p.add_argument("--direction", choices=["forward", "inverse"], default="forward",
+                   help="with --map: forward (content->palette colours, default) or inverse")
+    p.add_argument("--figure", metavar="PATH", help="PNG of the palettes before/after (3-D RGB scatter, Figure 16b)")
+    p.add_argument("--report", metavar="PATH", help="JSON with timings and palette distances")
+    p.add_argument("--figure-pixels", type=positive_int, default=3000, help="pixels per palette in the figure (3000)")
+    p.add_argument("--eval-pixels", type=positive_int, default=20000,
+                   help="random pixels per image for the sliced-W2 palette distances (default 20000)")
+    p.add_argument("--chunk-pixels", type=positive_int, default=1 << 14,
+                   help="pixels mapped at once when applying (bounds memory; default 16384)")
+    p.add_argument("--quality", type=positive_int, default=95, help="JPEG/WebP quality (default 95)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files (never the inputs)")
+    add_training_args(p, iterations=5000, batch_size=1024, lr=1e-3, lambda_cycle=3.0)
+    add_runtime_args(p)
+    # C.6 architecture and penalty as defaults (add_training_args' generic defaults are for any D)
+    p.set_defaults(func=run, hidden=[128, 128, 64], rank=3, l1_penalty=1e-10)
+
+
+def _outputs(args: argparse.Namespace) -> list[Path]:
+    from ..io.atomic import check_output_path
+    from ..io.photos import IMAGE_FORMATS, same_file
+
+    inputs = [x for x in (args.content, args.palette, args.load_map) if x]
+    outs = []
+    for path, kind in ((args.output, "image"), (args.inverse_output, "image"), (args.save_map, "map"),
+                       (args.figure, "png"), (args.report, "json")):
+        if not path:
+            continue
+        for src in inputs:
+            if Path(path).exists() and same_file(path, src):
+                raise W2GNUserError(f"{path}: is one of the inputs; refusing to overwrite an input, choose another name")
+        if kind == "image" and Path(path).suffix.lower() not in IMAGE_FORMATS:
+            raise W2GNUserError(f"{path}: unknown image extension; use one of {', '.join(sorted(IMAGE_FORMATS))}")
+        outs.append(check_output_path(path, args.overwrite))
+    names = [str(o.resolve()) for o in outs]
+    if len(set(names)) != len(names):
+        raise W2GNUserError("two outputs have the same path; give each output its own file name")
+    return outs
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ..applications.color import fit_color_transfer, palette_distance, palette_figure, recolor, sample_pixels
+    from ..fitted_map import TransportMap
+    from ..io.photos import read_rgb, save_rgb
+    from ..solvers import resolve_device
+
+    if args.load_map is None and args.palette is None:
+        raise W2GNUserError("give a PALETTE image to fit a map, or --map PATH to apply a saved one")
+    if args.load_map is not None and (args.palette is not None or args.save_map):
+        raise W2GNUserError("--map applies a saved map to CONTENT only: drop PALETTE and --save-map")
+    if args.inverse_output and args.palette is None:
+        raise W2GNUserError("--inverse-output needs the PALETTE image")
+    _outputs(args)  # validate every output path before spending time
+    report: dict = {"content": args.content, "palette": args.palette}
+    t0 = time.perf_counter()
+    content = read_rgb(args.content)
+    palette = read_rgb(args.palette) if args.palette else None
+    report["content_size"] = [int(content.shape[1]), int(content.shape[0])]
+    if palette is not None:
+        report["palette_size"] = [int(palette.shape[1]), int(palette.shape[0])]
+    report["read_seconds"] = time.perf_counter() - t0
+
+    if args.load_map:
+        fitted = TransportMap.load(args.load_map).to(resolve_device(args.device))
+        if tuple(fitted.event_shape) != (3,):
+            raise W2GNUserError(f"{args.load_map}: is a map for samples of shape {fitted.event_shape}, not RGB colours")
+        report["fit_seconds"] = 0.0
+    else:
+        opts = training_options(args)
+        say(f"fitting colour map {args.content} ({content.shape[1]}x{content.shape[0]}) -> {args.palette} "
+            f"({palette.shape[1]}x{palette.shape[0]}), {opts['iterations']} steps", args.quiet)
+        t0, c0 = time.perf_counter(), time.process_time()
+        fitted = fit_color_transfer(content, palette, **opts)
+        report["fit_seconds"] = time.perf_counter() - t0
+        report["fit_cpu_seconds"] = time.process_time() - c0
+        if args.save_map:
+            fitted.info["content"], fitted.info["palette"] = str(args.content), str(args.palette)
+            fitted.save(args.save_map)
+            say(f"wrote {args.save_map}", args.quiet)
+
+    inverse = args.direction == "inverse"
+    t0, c0 = time.perf_counter(), time.process_time()
+    recolored = recolor(fitted, content, inverse=inverse, chunk_pixels=args.chunk_pixels, progress=not args.quiet,
+                        desc="recolour content")
+    report["apply_seconds"] = time.perf_counter() - t0
+    # CPU seconds of this process: on a shared machine wall time also counts the waiting
+    report["apply_cpu_seconds"] = time.process_time() - c0
+    report["apply_megapixels_per_second"] = content.shape[0] * content.shape[1] / 1e6 / max(report["apply_seconds"], 1e-9)
+    save_rgb(args.output, recolored, quality=args.quality)
+    say(f"wrote {args.output}", args.quiet)
+    recolored_palette = None
+    if args.inverse_output:
+        t0 = time.perf_counter()
+        recolored_palette = recolor(fitted, palette, inverse=True, chunk_pixels=args.chunk_pixels,
+                                    progress=not args.quiet, desc="recolour palette")
+        report["inverse_apply_seconds"] = time.perf_counter() - t0
+        save_rgb(args.inverse_output, recolored_palette, quality=args.quality)
+        say(f"wrote {args.inverse_output}", args.quiet)
+
+    # palette distances: the number that says the transfer worked (sliced W2 in RGB units of [0, 1])
+    n = args.eval_pixels
+    c_pix, r_pix = sample_pixels(content, n, seed=1), sample_pixels(recolored, n, seed=1)
+    if palette is not None:
+        p_pix = sample_pixels(palette, n, seed=2)
+        report["sw2_content_palette"] = palette_distance(c_pix, p_pix)
+        report["sw2_recolored_palette"] = palette_distance(r_pix, p_pix)
+        if recolored_palette is not None:
+            report["sw2_inverse_content"] = palette_distance(sample_pixels(recolored_palette, n, seed=2), c_pix)
+        msg = (f"palette distance (sliced W2): content vs palette {report['sw2_content_palette']:.4f}, "
+               f"recoloured vs palette {report['sw2_recolored_palette']:.4f}")
+        if "sw2_inverse_content" in report:
+            msg += f", inverse-recoloured palette vs content {report['sw2_inverse_content']:.4f}"
+        print(msg)
+    print(f"fit {report['fit_seconds']:.1f}s, apply {report['apply_seconds']:.1f}s "
+          f"({report['apply_megapixels_per_second']:.2f} MP/s)")
+
+    if args.figure:
+        k = args.figure_pixels
+        panels = [("content", sample_pixels(content, k, 3))]
+        if palette is not None:
+            panels.append(("palette", sample_pixels(palette, k, 4)))
+        panels.append(("content, recoloured", sample_pixels(recolored, k, 3)))
+        if recolored_palette is not None:
+            panels.append(("palette, recoloured", sample_pixels(recolored_palette, k, 4)))
+        palette_figure(args.figure, panels, columns=2 if len(panels) > 2 else len(panels))
+        say(f"wrote {args.figure}", args.quiet)
+    if args.report:
+        report["config"] = fitted.info.get("config", {})
+        write_json(args.report, {k: (float(v) if isinstance(v, np.floating) else v) for k, v in report.items()})
+        say(f"wrote {args.report}", args.quiet)
+    return 0

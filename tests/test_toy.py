@@ -1,0 +1,70 @@
+"""2-D toy experiments (Appendix C.3): metrics against ground truth, short runs through the CLI."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from w2gn.applications.toy import exact_w2, mode_coverage, toy_target
+from w2gn.cli import main
+from w2gn.distributions import eight_gaussians, grid_gaussians
+from w2gn.errors import W2GNUserError
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # the test machine is shared: two threads per process thrash when the cores are busy
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_mode_coverage_counts_modes_that_receive_mass():
+    mix = grid_gaussians(10)
+    gen = torch.Generator().manual_seed(0)
+    full = mode_coverage(mix.sample(20000, gen), mix)
+    assert full["modes_covered"] == 1.0 and full["modes_total"] == 100 and full["on_mode_fraction"] > 0.95
+    # samples of only the first 37 modes: 37% coverage, and the covered modes get ~100/37 of their share
+    half = mix.means64[:37] + mix.std * torch.randn(37 * 200, 2, generator=gen, dtype=torch.float64).view(200, 37, 2)
+    cov = mode_coverage(half.reshape(-1, 2), mix)
+    assert cov["modes_covered_count"] == 37 and abs(cov["max_mode_share_ratio"] - 100 / 37) < 0.5
+    # mass between the modes is on no mode
+    off = mode_coverage(torch.full((500, 2), 0.5 + 0.02), grid_gaussians(2, spacing=2.0, std=0.05))
+    assert off["on_mode_fraction"] == 0.0 and off["modes_covered"] == 0.0
+
+
+def test_exact_w2_of_a_translation_is_its_length():
+    x = torch.randn(300, 2, generator=torch.Generator().manual_seed(1))
+    v = torch.tensor([0.3, -0.4])
+    assert exact_w2(x, x + v) == pytest.approx(0.5, rel=1e-6)
+    assert exact_w2(x, x) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_targets_and_unknown_name():
+    assert toy_target("8gaussians").n_components == 8 == eight_gaussians().n_components
+    assert toy_target("49gaussians").n_components == 49 and toy_target("100gaussians").n_components == 100
+    assert toy_target("swissroll").sample(10).shape == (10, 2)
+    with pytest.raises(W2GNUserError, match="unknown toy target"):
+        toy_target("25gaussians")
+
+
+def test_cli_short_run_writes_figure_and_numbers(tmp_path, capsys):
+    args = ["toy", "8gaussians", "--out-dir", str(tmp_path), "--iterations", "100", "--batch-size", "256",
+            "--hidden", "32,32,16", "--pretrain-iterations", "40", "--log-every", "20", "--snapshots", "20,40",
+            "--eval-samples", "600", "--exact-samples", "300", "--lr", "1e-2", "--quiet"]
+    assert main(args) == 0
+    assert "modes receiving mass" in capsys.readouterr().out
+    rep = json.loads((tmp_path / "toy_8gaussians.json").read_text())
+    m = rep["metrics"]
+    assert rep["snapshots"] == [20, 40, 100]
+    assert m["modes_total"] == 8 and 0 <= m["modes_covered"] <= 1
+    # even a short run moves N(0, I) towards the mixture, in exact sample W2
+    assert m["w2_forward"] < 0.95 * m["w2_identity"]
+    assert m["sw2_forward"] < 0.85 * m["sw2_identity"]
+    assert np.isfinite(m["sw2_inverse"]) and m["iterations"] == 100
+    assert Image.open(tmp_path / "toy_8gaussians.png").format == "PNG"
+    assert main(args) == 2  # outputs exist and --overwrite not given
+    assert "already exists" in capsys.readouterr().err

@@ -60,6 +60,12 @@ class W2GNConfig(SolverConfig):
 
     Optimisation: ``betas`` of both Adams; ``pretrain_iterations``/``pretrain_lr``/``pretrain_tol``
     of the identity pretraining (0 iterations = none).
+
+    Speed: ``gradient_mode`` (``"autograd"``: input-gradients by double backward, works for every
+    potential; ``"analytic"``: the explicit gradient of potentials that have ``gradient_analytic``,
+    e.g. :class:`~w2gn.networks.DenseICNN`, so the parameter update needs one plain backward, other
+    potentials fall back to autograd); ``autocast_bf16`` (bfloat16 autocast of the loss, CUDA only,
+    off by default).
     """
 
     hidden: list[int] | None = None
@@ -78,9 +84,15 @@ class W2GNConfig(SolverConfig):
     pretrain_iterations: int = 1000
     pretrain_lr: float = 1e-3
     pretrain_tol: float = 1e-4
+    gradient_mode: str = "autograd"
+    autocast_bf16: bool = False
 
     def validate(self) -> None:
         super().validate()
+        if self.gradient_mode not in ("autograd", "analytic"):
+            raise W2GNUserError(f"gradient_mode must be 'autograd' or 'analytic', got {self.gradient_mode!r}")
+        if self.autocast_bf16 and not str(self.device).startswith("cuda"):
+            raise W2GNUserError("bf16 autocast is for CUDA only; drop --bf16 or use --device cuda")
         if self.cycle_normalization not in ("coordinate", "sample"):
             raise W2GNUserError(f"cycle_normalization must be 'coordinate' or 'sample', got {self.cycle_normalization!r}")
         if self.correlation_on not in ("theta", "omega"):
@@ -125,6 +137,13 @@ class W2GNSolver(Solver):
             return sq.mean()
         return 0.5 * sq.sum(dim=1).mean()
 
+    def _gradient(self, net: ConvexPotential, x: torch.Tensor) -> torch.Tensor:
+        """``grad psi(x)``, differentiable w.r.t. the parameters, by the configured ``gradient_mode``."""
+        if self.config.gradient_mode == "analytic" and hasattr(net, "gradient_analytic"):
+            if not (net.training and getattr(net, "dropout", 0.0) > 0):  # the analytic form models no dropout
+                return net.gradient_analytic(x)
+        return net.gradient(x, create_graph=True)
+
     def setup(self, p: Sampler, q: Sampler, generator: torch.Generator, potential: ConvexPotential | None = None) -> None:
         """Build psi_theta (or take ``potential``), pretrain it to the identity (C.1), copy it to psi_omega."""
         c = self.config
@@ -161,7 +180,7 @@ class W2GNSolver(Solver):
         fwd, bwd = (self.theta, self.omega) if c.correlation_on == "theta" else (self.omega, self.theta)
         if c.correlation_on == "omega":
             x, y = y, x
-        y_inv = bwd.gradient(y, create_graph=True)  # computed once: used by both terms
+        y_inv = self._gradient(bwd, y)  # computed once: used by both terms
         y_inv_sg = y_inv.detach() if c.stop_gradient else y_inv
         psi_x = fwd(x).mean()
         psi_y_inv = fwd(y_inv_sg).mean()
@@ -170,10 +189,10 @@ class W2GNSolver(Solver):
         zero = torch.zeros((), device=y.device, dtype=y.dtype)
         cyc_y = cyc_x = zero
         if c.cycle_y:
-            cyc_y = self._cycle(fwd.gradient(y_inv, create_graph=True), y)
+            cyc_y = self._cycle(self._gradient(fwd, y_inv), y)
             loss = loss + lam * cyc_y
         if c.cycle_x:
-            cyc_x = self._cycle(bwd.gradient(fwd.gradient(x, create_graph=True), create_graph=True), x)
+            cyc_x = self._cycle(self._gradient(bwd, self._gradient(fwd, x)), x)
             loss = loss + lam * cyc_x
         if c.l1_penalty:
             loss = loss + c.l1_penalty * (self.theta.l1_norm() + self.omega.l1_norm())
@@ -188,7 +207,8 @@ class W2GNSolver(Solver):
         c = self.config
         x = p.sample(c.batch_size, generator)
         y = q.sample(c.batch_size, generator)
-        loss, parts = self.loss(x, y)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=c.autocast_bf16):
+            loss, parts = self.loss(x, y)
         self.opt_theta.zero_grad(set_to_none=True)
         self.opt_omega.zero_grad(set_to_none=True)
         loss.backward()

@@ -202,11 +202,15 @@ class W2GNSolver(Solver):
         parts = {"correlation": corr.detach(), "cycle_y": cyc_y.detach(), "cycle_x": cyc_x.detach(), "w2_dual": w2.detach()}
         return loss, parts
 
+    def draw(self, p: Sampler, q: Sampler, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """This step's batches ``x ~ P``, ``y ~ Q`` (``batch_size`` each); multi-process training overrides it."""
+        n = self.config.batch_size
+        return p.sample(n, generator), q.sample(n, generator)
+
     def step(self, iteration: int, p: Sampler, q: Sampler, generator: torch.Generator) -> dict[str, torch.Tensor]:
         """Algorithm 1, one iteration: sample, loss (eq. 12), one Adam step on each network, projection."""
         c = self.config
-        x = p.sample(c.batch_size, generator)
-        y = q.sample(c.batch_size, generator)
+        x, y = self.draw(p, q, generator)
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=c.autocast_bf16):
             loss, parts = self.loss(x, y)
         self.opt_theta.zero_grad(set_to_none=True)

@@ -120,3 +120,16 @@ def test_sqrtm_psd_float32_input_is_computed_in_float64_and_handles_singular():
     root = sqrtm_psd(v)
     assert root.dtype == torch.float64
     np.testing.assert_allclose(root.numpy(), np.real(scipy.linalg.sqrtm(v.double().numpy())), atol=1e-7)
+
+
+def test_cli_speed_options(tmp_path, capsys):
+    from w2gn.cli import main
+
+    assert main(["gaussian", "--dim", "2", "--bf16", "--out-dir", str(tmp_path)]) == 2
+    assert "CUDA only" in capsys.readouterr().err
+    assert main(["gaussian", "--dim", "3", "--iterations", "20", "--pretrain-iterations", "10", "--batch-size", "64",
+                 "--gradient-mode", "analytic", "--eval-samples", "500", "--quiet", "--out-dir", str(tmp_path)]) == 0
+    import json
+
+    rep = json.loads((tmp_path / "gaussian_D3.json").read_text())
+    assert rep["config"]["gradient_mode"] == "analytic" and rep["config"]["autocast_bf16"] is False

@@ -127,6 +127,9 @@ def test_cli_speed_options(tmp_path, capsys):
 
     assert main(["gaussian", "--dim", "2", "--bf16", "--out-dir", str(tmp_path)]) == 2
     assert "CUDA only" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert main(["gaussian", "--dim", "2", "--device", "cuda", "--out-dir", str(tmp_path)]) == 2
+        assert "no CUDA GPU" in capsys.readouterr().err
     assert main(["gaussian", "--dim", "3", "--iterations", "20", "--pretrain-iterations", "10", "--batch-size", "64",
                  "--gradient-mode", "analytic", "--eval-samples", "500", "--quiet", "--out-dir", str(tmp_path)]) == 0
     import json

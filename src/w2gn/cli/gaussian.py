@@ -11,6 +11,7 @@ import torch
 from .. import distributed
 from ..distributions import GaussianPair
 from ..metrics import l2_uvp
+from ..solvers import resolve_device
 from .common import add_runtime_args, add_training_args, positive_int, say, training_options, write_json
 
 
@@ -35,20 +36,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    pair = GaussianPair.random(args.dim, seed=args.pair_seed)
-    gen = torch.Generator().manual_seed(12345)
-    x = pair.source.sample(args.eval_samples, gen)
-    y = pair.target.sample(args.eval_samples, gen)
-    tx, ty = pair.forward_map(x), pair.inverse_map(y)
     curve: list[dict[str, float]] = []
-
-    def track(it, fitted, row):
-        curve.append({"iteration": it, "seconds": row["seconds"],
-                      "l2_uvp_forward": l2_uvp(torch.as_tensor(fitted.forward(x)), tx, pair.target.variance),
-                      "l2_uvp_inverse": l2_uvp(torch.as_tensor(fitted.inverse(y)), ty, pair.source.variance)})
-
     # under torchrun every rank trains (DDP); only rank 0 evaluates, talks and writes
     with distributed.session(args.device) as (ctx, device):
+        # closed-form truth (float64 eigh) on the fit's device, checked for existence first
+        pair = GaussianPair.random(args.dim, seed=args.pair_seed, device=resolve_device(device))
+        gen = torch.Generator().manual_seed(12345)
+        x = pair.source.sample(args.eval_samples, gen)
+        y = pair.target.sample(args.eval_samples, gen)
+        tx, ty = pair.forward_map(x), pair.inverse_map(y)
+
+        def track(it, fitted, row):
+            curve.append({"iteration": it, "seconds": row["seconds"],
+                          "l2_uvp_forward": l2_uvp(torch.as_tensor(fitted.forward(x)), tx, pair.target.variance),
+                          "l2_uvp_inverse": l2_uvp(torch.as_tensor(fitted.inverse(y)), ty, pair.source.variance)})
+
         procs = f" on {ctx.world_size} processes ({ctx.backend})" if ctx.enabled else ""
         say(f"Gaussian benchmark D={args.dim}: true W2^2 = {pair.w2_squared:.6g}{procs}", args.quiet or not ctx.is_main)
         solver = distributed.make_solver(ctx, **{**training_options(args), "device": device})

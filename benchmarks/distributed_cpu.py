@@ -34,20 +34,24 @@ def main() -> None:
     ap.add_argument("--pretrain-iterations", type=int, default=200)
     ap.add_argument("--nproc", type=int, default=2)
     ap.add_argument("--gradient-mode", default="analytic")
+    ap.add_argument("--repeats", type=int, default=2, help="runs of each launcher, in alternating order")
     args = ap.parse_args()
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     common = ["gaussian", "--dim", str(args.dim), "--iterations", str(args.iterations), "--batch-size", str(args.batch_size),
               "--pretrain-iterations", str(args.pretrain_iterations), "--gradient-mode", args.gradient_mode, "--quiet",
               "--log-every", str(max(1, args.iterations // 5)), "--eval-samples", "5000"]
+    launchers = [("1 process", [sys.executable, "-m", "w2gn"]),
+                 (f"torchrun {args.nproc} x gloo", [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                                                    f"--nproc_per_node={args.nproc}", "-m", "w2gn"])]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for label, launcher in [("1 process", [sys.executable, "-m", "w2gn"]),
-                                (f"torchrun {args.nproc} x gloo", [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                                                                   f"--nproc_per_node={args.nproc}", "-m", "w2gn"])]:
-            out = Path(tmp) / label.replace(" ", "_")
-            wall = run([*launcher, *common, "--out-dir", str(out)], env)
-            rep = json.loads((out / f"gaussian_D{args.dim}.json").read_text())
-            rows.append((label, rep["seconds"], wall, rep["l2_uvp_forward"], rep["l2_uvp_inverse"]))
+        for rep in range(args.repeats):
+            # alternate the order so that changing load from other jobs does not favour one launcher
+            for label, launcher in (launchers if rep % 2 == 0 else launchers[::-1]):
+                out = Path(tmp) / f"{rep}_{label.replace(' ', '_')}"
+                wall = run([*launcher, *common, "--out-dir", str(out)], env)
+                rep_json = json.loads((out / f"gaussian_D{args.dim}.json").read_text())
+                rows.append((label, rep_json["seconds"], wall, rep_json["l2_uvp_forward"], rep_json["l2_uvp_inverse"]))
     print(f"D={args.dim}, global batch {args.batch_size}, {args.iterations} iterations, gradient mode {args.gradient_mode}")
     print("| run | fit seconds (pretraining + training) | command wall s | L2-UVP fwd % | L2-UVP inv % |")
     print("|---|---|---|---|---|")

@@ -10,6 +10,7 @@ optimiser state, evaluation). Then a log-log
 fit of seconds/iteration and peak memory against D gives the growth exponent.
 
     python benchmarks/gaussian_large.py --dims 128 256 512 --time-limit 1500 --out benchmarks/results
+    python benchmarks/gaussian_large.py --dims 1024 --append   # add a dimension to the same table
 """
 
 from __future__ import annotations
@@ -75,7 +76,8 @@ def run_one(args: argparse.Namespace, dim: int) -> dict:
             "seconds_per_iteration": per_it, "first_log_s": pre_s, "peak_mib": peak,
             "l2_uvp_forward": last["l2_uvp_forward"], "l2_uvp_inverse": last["l2_uvp_inverse"],
             "best_forward": min(r["l2_uvp_forward"] for r in curve), "paper": PAPER_W2GN.get(dim),
-            "gradient_mode": args.gradient_mode, "batch_size": args.batch_size, "threads": args.threads,
+            "gradient_mode": args.gradient_mode, "batch_size": args.batch_size, "threads": args.threads, "lr": args.lr,
+            "pretrain_iterations": args.pretrain_iterations, "time_limit": args.time_limit,
             "curve": curve}
 
 
@@ -125,6 +127,8 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--out", default="benchmarks/results")
+    ap.add_argument("--append", action="store_true", help="keep the other dimensions' rows of an earlier run")
+    ap.add_argument("--report-only", action="store_true", help="only print the table and plot of OUT/gaussian_large.json")
     ap.add_argument("--single", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.single is not None:
@@ -133,16 +137,21 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
-    for d in args.dims:
+    if (args.append or args.report_only) and (out / "gaussian_large.json").exists():
+        rows = [r for r in json.loads((out / "gaussian_large.json").read_text()) if args.report_only or r["dim"] not in args.dims]
+    for d in ([] if args.report_only else args.dims):
         cmd = [sys.executable, *sys.argv, "--single", str(d)]
         res = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True, env=os.environ.copy())
         row = json.loads(res.stdout.strip().splitlines()[-1])
         rows.append(row)
+        rows.sort(key=lambda r: r["dim"])
         (out / "gaussian_large.json").write_text(json.dumps(rows, indent=1))
-    print("| D | widths | iterations | wall s | s/it | peak MiB (above import) | L2-UVP fwd % | L2-UVP inv % | paper W2GN % |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| D | widths | lr | iterations | wall s | s/it | peak MiB (above import) | L2-UVP fwd % | L2-UVP inv % "
+          "| paper W2GN % |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['dim']} | {r['hidden']} | {r['iterations']} | {r['wall_s']:.0f} | {r['seconds_per_iteration']:.4f} | "
+        print(f"| {r['dim']} | {r['hidden']} | {r.get('lr', '')} | {r['iterations']} | {r['wall_s']:.0f} | "
+              f"{r['seconds_per_iteration']:.4f} | "
               f"{r['peak_mib']:.0f} | {r['l2_uvp_forward']:.2f} | {r['l2_uvp_inverse']:.2f} | {r['paper']} |")
     if len(rows) > 1:
         ds = [r["dim"] for r in rows]

@@ -114,7 +114,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dims", type=int, nargs="+", default=[128, 256, 512])
     ap.add_argument("--iterations", type=int, default=20000)
-    ap.add_argument("--time-limit", type=float, default=3600.0, help="seconds of training per D (checked at logs)")
+    ap.add_argument("--time-limit", type=float, default=3600.0, help="seconds per D, pretraining included (checked at each log)")
     ap.add_argument("--batch-size", type=int, default=512)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--widths", choices=["paper", "default"], default="paper")

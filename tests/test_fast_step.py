@@ -100,6 +100,20 @@ def test_bad_speed_options_are_user_errors():
         W2GNSolver(gradient_mode="fast")
     with pytest.raises(W2GNUserError, match="CUDA only"):
         W2GNSolver(autocast_bf16=True, device="cpu")
+    with pytest.raises(W2GNUserError, match="compile needs"):
+        W2GNSolver(compile=True)
+
+
+@pytest.mark.slow  # inductor compiles for minutes on a loaded 2-core CPU
+def test_compiled_loss_trains_like_eager():
+    pair = GaussianPair.random(3, seed=0)
+    maps = []
+    for comp in (False, True):
+        s = W2GNSolver(iterations=6, pretrain_iterations=3, batch_size=32, progress=False, hidden=[8, 8, 4],
+                       gradient_mode="analytic", compile=comp, log_every=3)
+        maps.append(s.fit(pair.source, pair.target))
+    for a, b in zip(maps[0].forward_potential.parameters(), maps[1].forward_potential.parameters()):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("dim", [1, 7, 64])

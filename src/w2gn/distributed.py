@@ -117,6 +117,8 @@ class DistributedW2GNSolver(W2GNSolver):
     def __init__(self, config: W2GNConfig | None = None, *, context: DistContext, **overrides: Any) -> None:
         super().__init__(config, **overrides)
         self.context = context
+        if self.config.compile:
+            raise W2GNUserError("compile is not supported with several processes yet; drop it under torchrun")
         if self.config.batch_size % context.world_size:
             raise W2GNUserError(f"batch size {self.config.batch_size} is not divisible by the {context.world_size} "
                                 "processes; each rank draws batch_size / nproc samples")

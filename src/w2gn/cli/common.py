@@ -89,6 +89,8 @@ def add_training_args(p: argparse.ArgumentParser, iterations: int = 5000, batch_
     g.add_argument("--gradient-mode", choices=["autograd", "analytic"], default="autograd",
                    help="input-gradients by double backward (autograd, default) or the Dense ICNN's explicit "
                    "gradient (analytic: the fast step, same result)")
+    g.add_argument("--compile", action="store_true",
+                   help="torch.compile the loss (needs --gradient-mode analytic; compiling takes minutes on a CPU)")
 
 
 def training_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -110,6 +112,7 @@ def training_options(args: argparse.Namespace) -> dict[str, Any]:
         "progress": not args.quiet,
         "gradient_mode": getattr(args, "gradient_mode", "autograd"),
         "autocast_bf16": getattr(args, "bf16", False),
+        "compile": getattr(args, "compile", False),
     }
 
 

@@ -65,7 +65,8 @@ class W2GNConfig(SolverConfig):
     potential; ``"analytic"``: the explicit gradient of potentials that have ``gradient_analytic``,
     e.g. :class:`~w2gn.networks.DenseICNN`, so the parameter update needs one plain backward, other
     potentials fall back to autograd); ``autocast_bf16`` (bfloat16 autocast of the loss, CUDA only,
-    off by default).
+    off by default); ``compile`` (``torch.compile`` the loss; needs ``gradient_mode="analytic"``, since
+    compiled graphs do not double-backward; the first step compiles for minutes on a CPU).
     """
 
     hidden: list[int] | None = None
@@ -86,6 +87,7 @@ class W2GNConfig(SolverConfig):
     pretrain_tol: float = 1e-4
     gradient_mode: str = "autograd"
     autocast_bf16: bool = False
+    compile: bool = False
 
     def validate(self) -> None:
         super().validate()
@@ -93,6 +95,8 @@ class W2GNConfig(SolverConfig):
             raise W2GNUserError(f"gradient_mode must be 'autograd' or 'analytic', got {self.gradient_mode!r}")
         if self.autocast_bf16 and not str(self.device).startswith("cuda"):
             raise W2GNUserError("bf16 autocast is for CUDA only; drop --bf16 or use --device cuda")
+        if self.compile and self.gradient_mode != "analytic":
+            raise W2GNUserError("compile needs gradient_mode='analytic' (compiled graphs cannot double-backward)")
         if self.cycle_normalization not in ("coordinate", "sample"):
             raise W2GNUserError(f"cycle_normalization must be 'coordinate' or 'sample', got {self.cycle_normalization!r}")
         if self.correlation_on not in ("theta", "omega"):
@@ -211,8 +215,11 @@ class W2GNSolver(Solver):
         """Algorithm 1, one iteration: sample, loss (eq. 12), one Adam step on each network, projection."""
         c = self.config
         x, y = self.draw(p, q, generator)
+        if c.compile and getattr(self, "_compiled_loss", None) is None:
+            self._compiled_loss = torch.compile(self.loss)
+        loss_fn = self._compiled_loss if c.compile else self.loss
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=c.autocast_bf16):
-            loss, parts = self.loss(x, y)
+            loss, parts = loss_fn(x, y)
         self.opt_theta.zero_grad(set_to_none=True)
         self.opt_omega.zero_grad(set_to_none=True)
         loss.backward()

@@ -104,6 +104,7 @@ def plot(rows: list[dict], path: Path, k_time: float, k_mem: float) -> None:
     axes[1].set_title(f"peak memory, MiB (slope {k_mem:.2f})")
     for ax in axes:
         ax.set_xlabel("D")
+        ax.minorticks_off()
         ax.set_xticks(ds, [str(d) for d in ds])
     fig.tight_layout()
     fig.savefig(path, dpi=90)

@@ -95,6 +95,7 @@ def plot(rows: list[dict], path: Path, k_time: float, k_mem: float) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     ds = [r["dim"] for r in rows]
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.3))
@@ -104,7 +105,8 @@ def plot(rows: list[dict], path: Path, k_time: float, k_mem: float) -> None:
     axes[1].set_title(f"peak memory, MiB (slope {k_mem:.2f})")
     for ax in axes:
         ax.set_xlabel("D")
-        ax.minorticks_off()
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        ax.grid(True, which="both", alpha=0.3)
         ax.set_xticks(ds, [str(d) for d in ds])
     fig.tight_layout()
     fig.savefig(path, dpi=90)

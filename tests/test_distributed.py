@@ -1,7 +1,8 @@
-"""Multi-process training: 2 CPU processes with gloo (torchrun) against one process on the
-concatenation of the two ranks' batches."""
+"""Multi-process training: 2 CPU processes with gloo (``w2gn fit`` with the environment torchrun sets)
+against one process on the concatenation of the two ranks' batches."""
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,16 @@ import torch
 from w2gn import TransportMap, W2GNSolver
 from w2gn.distributed import DistContext, env_context, make_solver, rank_seed
 from w2gn.errors import W2GNUserError
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny networks: OpenMP threads only add synchronisation (and spin on a loaded machine)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
 
 OPTS = {"iterations": 12, "batch_size": 32, "lr": 1e-2, "hidden": [8, 8, 4], "pretrain_iterations": 5, "log_every": 4,
         "dtype": "float64", "seed": 3, "progress": False}
@@ -47,12 +58,19 @@ def test_two_gloo_processes_equal_one_process_on_concatenated_batches(tmp_path, 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1] / "src"),
                                                         os.environ.get("PYTHONPATH", "")]),
            "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "w2gn", "fit",
-           str(tmp_path / "x.npy"), str(tmp_path / "y.npy"), "-o", str(out), "--quiet", "--iterations", "12",
-           "--batch-size", "32", "--lr", "1e-2", "--hidden", "8,8,4", "--pretrain-iterations", "5", "--log-every", "4",
-           "--dtype", "float64", "--seed", "3", "--gradient-mode", mode]
-    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
-    assert res.returncode == 0, res.stderr[-3000:]
+    # the environment torchrun would give each rank (its launcher process adds only start-up time)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cmd = [sys.executable, "-m", "w2gn", "fit", str(tmp_path / "x.npy"), str(tmp_path / "y.npy"), "-o", str(out),
+           "--quiet", "--iterations", "12", "--batch-size", "32", "--lr", "1e-2", "--hidden", "8,8,4",
+           "--pretrain-iterations", "5", "--log-every", "4", "--dtype", "float64", "--seed", "3", "--gradient-mode", mode]
+    procs = [subprocess.Popen(cmd, env={**env, "RANK": str(r), "LOCAL_RANK": str(r), "WORLD_SIZE": "2",
+                                        "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in range(2)]
+    for pr in procs:
+        _, err = pr.communicate(timeout=240)
+        assert pr.returncode == 0, err[-3000:]
     two = TransportMap.load(out)
 
     ref = ConcatenatedRanks(**OPTS, gradient_mode=mode).fit(x, y)

@@ -31,6 +31,18 @@ from .solvers import SOLVERS, W2GNConfig, W2GNSolver, get_solver
 
 __version__ = "0.1.0"
 
+#: names imported on first use: the estimators need scikit-learn, an optional dependency
+_LAZY = {name: "estimators" for name in ("W2GNTransport", "LSOTTransport", "MM1Transport", "MM2Transport", "MapTransport")}
+_LAZY.update(export_map="export")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 def fit(source, target, method: str = "w2gn", **options: Any) -> TransportMap:
     """Fit an OT map from ``source`` to ``target`` samples with ``method`` and keyword options.
@@ -43,6 +55,12 @@ def fit(source, target, method: str = "w2gn", **options: Any) -> TransportMap:
 __all__ = [
     "fit",
     "TransportMap",
+    "W2GNTransport",
+    "LSOTTransport",
+    "MM1Transport",
+    "MM2Transport",
+    "MapTransport",
+    "export_map",
     "W2GNSolver",
     "W2GNConfig",
     "SOLVERS",

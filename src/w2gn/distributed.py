@@ -122,8 +122,14 @@ class DistributedW2GNSolver(W2GNSolver):
         if self.config.batch_size % context.world_size:
             raise W2GNUserError(f"batch size {self.config.batch_size} is not divisible by the {context.world_size} "
                                 "processes; each rank draws batch_size / nproc samples")
+        if getattr(self.config, "resume", False):
+            raise W2GNUserError("--resume is not supported under torchrun yet; resume in one process")
         if not context.is_main:
-            self.config = dataclasses.replace(self.config, progress=False)
+            # rank 0 alone shows progress and writes checkpoints (the weights are the same on every rank)
+            quiet = {"progress": False}
+            if hasattr(self.config, "checkpoint_dir"):
+                quiet["checkpoint_dir"] = None
+            self.config = dataclasses.replace(self.config, **quiet)
 
     def setup(self, p: Sampler, q: Sampler, generator: torch.Generator, **kwargs: Any) -> None:
         super().setup(p, q, generator, **kwargs)

@@ -23,13 +23,25 @@ class DivergenceError(RuntimeError):
         Name of the quantity that went bad (``"loss"``, ``"gradient of psi_theta"``, ...).
     value:
         The offending value (``nan``, ``inf`` or a finite value past the explosion threshold).
+    checkpoint:
+        Path of the last good checkpoint on disk (set by the training loop; ``None`` if none).
+    last_good_iteration:
+        Iteration of the last good state kept in memory (set by the training loop).
     """
 
     def __init__(self, iteration: int, quantity: str, value: float, detail: str = "") -> None:
         self.iteration = iteration
         self.quantity = quantity
         self.value = value
+        self.checkpoint: str | None = None
+        self.last_good_iteration: int | None = None
         msg = f"training diverged at iteration {iteration}: {quantity} = {value}"
         if detail:
             msg += f" ({detail})"
         super().__init__(msg)
+
+    def __str__(self) -> str:
+        msg = super().__str__()
+        if self.checkpoint:
+            msg += f"; last good checkpoint: {self.checkpoint}"
+        return msg

@@ -3,6 +3,11 @@
 A :class:`TransportMap` holds the forward potential ``psi_theta`` (``T = grad psi_theta``) and, where
 the method trains one, the conjugate potential ``psi_omega`` (``T^{-1} ~ grad psi_omega``). Without a
 conjugate network the inverse is computed by solving the conjugate problem numerically.
+
+Methods that fit a map directly rather than a potential (LSOT's barycentric projection) pass a
+:class:`~w2gn.networks.MapNetwork` as ``forward_network`` (and optionally ``inverse_network``)
+instead; the potential-based quantities (:meth:`TransportMap.potential`, the dual W2 estimate) are
+then unavailable, while mapping, saving and loading work the same.
 """
 
 from __future__ import annotations
@@ -19,10 +24,10 @@ import torch
 from .conjugate import solve_conjugate
 from .errors import W2GNUserError
 from .io.atomic import atomic_torch_save
-from .networks import ConvexPotential, build_potential, potential_spec
+from .networks import ConvexPotential, MapNetwork, build_map_network, build_potential, map_network_spec, potential_spec
 
 FORMAT = "w2gn-map"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: optional direct map networks; files without them are still written as 1
 
 
 def _to_tensor(x) -> tuple[torch.Tensor, bool]:
@@ -40,7 +45,8 @@ class TransportMap:
     Parameters
     ----------
     forward_potential:
-        ``psi_theta``; the forward map is ``grad psi_theta``.
+        ``psi_theta``; the forward map is ``grad psi_theta``. May be ``None`` only when
+        ``forward_network`` is given.
     inverse_potential:
         ``psi_omega`` (optional); the inverse map is ``grad psi_omega``. If absent, :meth:`inverse`
         solves ``argmax_x <x, y> - psi_theta(x)`` with L-BFGS.
@@ -48,40 +54,65 @@ class TransportMap:
         Name of the training method (``"w2gn"``, ``"mm1"``, ...), for the record.
     info:
         Plain-data extras: solver configuration, training history, data identity.
+    forward_network, inverse_network:
+        Direct map networks ``f(x)`` (not gradients), used instead of the potentials for
+        :meth:`forward` / :meth:`inverse` when given (LSOT).
 
+    Notes
+    -----
     Every method accepts NumPy arrays or tensors of shape ``(N, *event_shape)`` and returns the same
     kind; large inputs are processed in batches of ``batch_size`` rows without building a graph.
     """
 
     def __init__(
         self,
-        forward_potential: ConvexPotential,
+        forward_potential: ConvexPotential | None,
         inverse_potential: ConvexPotential | None = None,
         method: str = "w2gn",
         info: dict[str, Any] | None = None,
+        *,
+        forward_network: MapNetwork | None = None,
+        inverse_network: MapNetwork | None = None,
     ) -> None:
+        if forward_potential is None and forward_network is None:
+            raise ValueError("a TransportMap needs a forward potential or a forward map network")
         self.forward_potential = forward_potential
         self.inverse_potential = inverse_potential
+        self.forward_network = forward_network
+        self.inverse_network = inverse_network
         self.method = method
         self.info: dict[str, Any] = dict(info or {})
         self.conjugate_options: dict[str, Any] = {"max_iter": 200, "tol": 1e-5}
 
     # ----------------------------------------------------------------------------------- helpers
     @property
+    def _forward_module(self) -> torch.nn.Module:
+        return self.forward_network if self.forward_network is not None else self.forward_potential
+
+    @property
     def event_shape(self) -> tuple[int, ...]:
-        return tuple(self.forward_potential.event_shape)
+        return tuple(self._forward_module.event_shape)
 
     @property
     def device(self) -> torch.device:
-        return next(self.forward_potential.parameters()).device
+        return next(self._forward_module.parameters()).device
 
     @property
     def dtype(self) -> torch.dtype:
-        return next(self.forward_potential.parameters()).dtype
+        return next(self._forward_module.parameters()).dtype
+
+    def _modules(self) -> list[torch.nn.Module]:
+        return [m for m in (self.forward_potential, self.inverse_potential, self.forward_network,
+                            self.inverse_network) if m is not None]
+
+    def _need_potential(self, what: str) -> ConvexPotential:
+        if self.forward_potential is None:
+            raise W2GNUserError(f"{what} needs a potential, but this {self.method!r} map is a direct map network")
+        return self.forward_potential
 
     def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> TransportMap:
-        """Move both potentials (in place); returns ``self``."""
-        for p in (self.forward_potential, self.inverse_potential):
+        """Move every network (in place); returns ``self``."""
+        for p in self._modules():
             if p is not None:
                 p.to(device=device, dtype=dtype)
         return self
@@ -102,14 +133,17 @@ class TransportMap:
 
     # ------------------------------------------------------------------------------------- maps
     def forward(self, x, batch_size: int = 8192):
-        """``T(x) = grad psi_theta(x)``: pushes source samples towards the target."""
-        return self._apply(lambda t: self.forward_potential.map(t, batch_size), x, "forward input")
+        """``T(x) = grad psi_theta(x)`` (or the forward map network): pushes source samples towards the target."""
+        return self._apply(lambda t: self._forward_module.map(t, batch_size), x, "forward input")
 
     __call__ = forward
 
     def inverse(self, y, batch_size: int = 8192):
         """``T^{-1}(y)``: ``grad psi_omega(y)`` if a conjugate network exists, else the numerical
-        conjugate ``argmax_x <x, y> - psi_theta(x)`` (L-BFGS, :attr:`conjugate_options`)."""
+        conjugate ``argmax_x <x, y> - psi_theta(x)`` (L-BFGS, :attr:`conjugate_options`); an inverse
+        map network takes precedence when present."""
+        if self.inverse_network is not None:
+            return self._apply(lambda t: self.inverse_network.map(t, batch_size), y, "inverse input")
         if self.inverse_potential is not None:
             return self._apply(lambda t: self.inverse_potential.map(t, batch_size), y, "inverse input")
         return self._apply(lambda t: self._solve(t, batch_size)[0], y, "inverse input")
@@ -119,14 +153,15 @@ class TransportMap:
         xs, vals = [y.new_empty((0, *y.shape[1:]))], [y.new_empty((0,))]
         for s in range(0, y.shape[0], batch_size):
             b = y[s : s + batch_size].to(self.device, self.dtype)
-            res = solve_conjugate(self.forward_potential, b, **self.conjugate_options)
+            res = solve_conjugate(self._need_potential("the inverse map"), b, **self.conjugate_options)
             xs.append(res.x.to(y.device, y.dtype))
             vals.append(res.values.to(y.device, y.dtype))
         return torch.cat(xs), torch.cat(vals)
 
     def potential(self, x, batch_size: int = 8192):
         """``psi_theta(x)``, shape ``(N,)``."""
-        return self._apply(lambda t: self.forward_potential.value(t, batch_size), x, "potential input")
+        pot = self._need_potential("potential()")
+        return self._apply(lambda t: pot.value(t, batch_size), x, "potential input")
 
     def conjugate_potential(self, y, batch_size: int = 8192):
         """Estimate of the convex conjugate ``psi_theta^*(y) = max_x <x, y> - psi_theta(x)``, shape ``(N,)``.
@@ -135,6 +170,8 @@ class TransportMap:
         lower bound that is exact when ``x_hat`` is the true argmax; unlike ``psi_omega(y)`` it has no
         free additive constant.
         """
+
+        self._need_potential("conjugate_potential()")
 
         def f(t: torch.Tensor) -> torch.Tensor:
             if self.inverse_potential is None:
@@ -204,19 +241,25 @@ class TransportMap:
     def state(self) -> dict[str, Any]:
         """Plain-data + tensors dictionary that :meth:`from_state` rebuilds the map from."""
 
-        def pack(p: ConvexPotential | None):
+        def pack(p, spec):
             if p is None:
                 return None
-            return {"spec": potential_spec(p), "state_dict": {k: v.detach().cpu() for k, v in p.state_dict().items()}}
+            return {"spec": spec(p), "state_dict": {k: v.detach().cpu() for k, v in p.state_dict().items()}}
 
-        return {
+        state = {
             "format": FORMAT,
-            "version": FORMAT_VERSION,
+            # version 1 readers can still load maps without map networks
+            "version": 1,
             "method": self.method,
-            "forward": pack(self.forward_potential),
-            "inverse": pack(self.inverse_potential),
+            "forward": pack(self.forward_potential, potential_spec),
+            "inverse": pack(self.inverse_potential, potential_spec),
             "info": self.info,
         }
+        if self.forward_network is not None or self.inverse_network is not None:
+            state["version"] = FORMAT_VERSION
+            state["forward_network"] = pack(self.forward_network, map_network_spec)
+            state["inverse_network"] = pack(self.inverse_network, map_network_spec)
+        return state
 
     @classmethod
     def from_state(cls, state: dict[str, Any], source: str = "state") -> TransportMap:
@@ -225,10 +268,10 @@ class TransportMap:
         if int(state.get("version", -1)) > FORMAT_VERSION:
             raise W2GNUserError(f"{source}: written by a newer w2gn (format {state['version']}); upgrade w2gn")
 
-        def unpack(d):
+        def unpack(d, build=build_potential):
             if d is None:
                 return None
-            p = build_potential(d["spec"])
+            p = build(d["spec"])
             p.load_state_dict(d["state_dict"])
             dtype = next(iter(d["state_dict"].values())).dtype
             return p.to(dtype=dtype)
@@ -236,17 +279,22 @@ class TransportMap:
         try:
             fwd = unpack(state["forward"])
             inv = unpack(state.get("inverse"))
+            fnet = unpack(state.get("forward_network"), build_map_network)
+            inet = unpack(state.get("inverse_network"), build_map_network)
+            if fwd is None and fnet is None:
+                raise ValueError("no forward potential and no forward map network")
         except (KeyError, RuntimeError, TypeError, ValueError) as exc:
             raise W2GNUserError(f"{source}: the map file is damaged or inconsistent ({exc})") from exc
-        for p in (fwd, inv):
+        for p in (fwd, inv, fnet, inet):
             if p is not None and not all(bool(torch.isfinite(v).all()) for v in p.state_dict().values()):
                 raise W2GNUserError(f"{source}: the map holds non-finite weights")
-        return cls(fwd, inv, method=state.get("method", "w2gn"), info=state.get("info", {}))
+        return cls(fwd, inv, method=state.get("method", "w2gn"), info=state.get("info", {}),
+                   forward_network=fnet, inverse_network=inet)
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write weights and configuration to ``path`` (atomically; ``torch.save`` format)."""
-        for p in (self.forward_potential, self.inverse_potential):
-            if p is not None and not all(bool(torch.isfinite(v).all()) for v in p.state_dict().values()):
+        for p in self._modules():
+            if not all(bool(torch.isfinite(v).all()) for v in p.state_dict().values()):
                 raise W2GNUserError("refusing to save a map with non-finite weights")
         atomic_torch_save(self.state(), path)
         return Path(path)
@@ -264,6 +312,8 @@ class TransportMap:
         return cls.from_state(state, str(p))
 
     def __repr__(self) -> str:
-        inv = type(self.inverse_potential).__name__ if self.inverse_potential is not None else "numerical conjugate"
-        fwd = type(self.forward_potential).__name__
+        inv_mod = self.inverse_network if self.inverse_network is not None else self.inverse_potential
+        inv = type(inv_mod).__name__ if inv_mod is not None else (
+            "numerical conjugate" if self.forward_potential is not None else "none")
+        fwd = type(self._forward_module).__name__
         return f"TransportMap(method={self.method!r}, forward={fwd}, inverse={inv}, event_shape={self.event_shape})"

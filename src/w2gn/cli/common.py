@@ -91,6 +91,76 @@ def add_training_args(p: argparse.ArgumentParser, iterations: int = 5000, batch_
                    "gradient (analytic: the fast step, same result)")
     g.add_argument("--compile", action="store_true",
                    help="torch.compile the loss (needs --gradient-mode analytic; compiling takes minutes on a CPU)")
+    add_checkpoint_args(p)
+
+
+def add_checkpoint_args(p: argparse.ArgumentParser) -> None:
+    """Checkpoint, resume and divergence options (every training command has them; RELIABILITY.md)."""
+    g = p.add_argument_group("checkpoints and divergence")
+    g.add_argument("--checkpoint-dir", default=None,
+                   help="folder for training checkpoints (default: beside the output, OUTPUT.ckpt)")
+    g.add_argument("--checkpoint-every", type=nonneg_int, default=0,
+                   help="write a checkpoint every N iterations (default 0: every --checkpoint-minutes)")
+    g.add_argument("--checkpoint-minutes", type=nonneg_float, default=2.0,
+                   help="with --checkpoint-every 0, write one every M minutes of training (default 2; 0 = never)")
+    g.add_argument("--keep-checkpoints", type=positive_int, default=3, help="how many checkpoints to keep (default 3)")
+    g.add_argument("--no-checkpoints", action="store_true", help="write no checkpoints")
+    g.add_argument("--resume", action="store_true",
+                   help="continue from the newest valid checkpoint in the checkpoint folder (fresh start if none)")
+    g.add_argument("--force-resume", action="store_true",
+                   help="resume even if the data or options differ from the checkpoint's")
+    g.add_argument("--explode-factor", type=nonneg_float, default=1e4,
+                   help="stop when |loss| exceeds this multiple of its running average (default 1e4; 0 = off)")
+    g.add_argument("--max-restarts", type=nonneg_int, default=0,
+                   help="on divergence, restart from the last good state this many times (default 0)")
+    g.add_argument("--restart-lr-factor", type=unit_interval, default=0.5,
+                   help="learning-rate multiplier at each restart (default 0.5)")
+
+
+def unit_interval(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}") from None
+    if not 0 < v < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {v}")
+    return v
+
+
+def default_checkpoint_dir(args: argparse.Namespace) -> str | None:
+    """The checkpoint folder of a command: ``--checkpoint-dir``, else ``OUTPUT.ckpt`` beside ``--output``,
+    else ``OUT_DIR/checkpoints``; ``None`` with ``--no-checkpoints``."""
+    if getattr(args, "no_checkpoints", False):
+        return None
+    if getattr(args, "checkpoint_dir", None):
+        return str(args.checkpoint_dir)
+    if getattr(args, "output", None):
+        return f"{args.output}.ckpt"
+    if getattr(args, "out_dir", None):
+        return str(Path(args.out_dir) / "checkpoints")
+    return None
+
+
+def checkpoint_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The :class:`~w2gn.solvers.SolverConfig` checkpoint/divergence keyword arguments from CLI options."""
+    if not hasattr(args, "checkpoint_every"):
+        return {}
+    if args.resume and args.no_checkpoints:
+        from ..errors import W2GNUserError
+
+        raise W2GNUserError("--resume needs checkpoints; drop --no-checkpoints")
+    return {
+        "checkpoint_dir": default_checkpoint_dir(args),
+        "checkpoint_every": args.checkpoint_every,
+        "checkpoint_seconds": 60.0 * args.checkpoint_minutes,
+        "keep_checkpoints": args.keep_checkpoints,
+        "resume": bool(args.resume) and not args.no_checkpoints,
+        "force_resume": args.force_resume,
+        "overwrite_checkpoints": bool(getattr(args, "overwrite", False)),
+        "explode_factor": args.explode_factor,
+        "max_restarts": args.max_restarts,
+        "restart_lr_factor": args.restart_lr_factor,
+    }
 
 
 def training_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -113,6 +183,7 @@ def training_options(args: argparse.Namespace) -> dict[str, Any]:
         "gradient_mode": getattr(args, "gradient_mode", "autograd"),
         "autocast_bf16": getattr(args, "bf16", False),
         "compile": getattr(args, "compile", False),
+        **checkpoint_options(args),
     }
 
 

@@ -28,6 +28,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     out = check_output_path(args.output, args.overwrite)
+    ctx0 = distributed.env_context()
+    distributed.make_solver(ctx0, **training_options(args))  # validates the options before any work
     x = load_samples(args.source)
     y = load_samples(args.target)
     if x.shape[1:] != y.shape[1:]:

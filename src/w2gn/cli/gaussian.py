@@ -10,6 +10,7 @@ import torch
 
 from .. import distributed
 from ..distributions import GaussianPair
+from ..io import check_output_path
 from ..metrics import l2_uvp
 from ..solvers import resolve_device
 from .common import add_runtime_args, add_training_args, positive_int, say, training_options, write_json
@@ -28,6 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out-dir", default="outputs", help="folder for the JSON report and the plot (default outputs)")
     p.add_argument("--eval-samples", type=positive_int, default=20000, help="samples for L2-UVP (default 20000)")
     p.add_argument("--pair-seed", type=int, default=0, help="seed of the random Gaussian pair (default 0)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing report/plot files")
     add_training_args(p, iterations=3000, batch_size=512)
     add_runtime_args(p)
     p.set_defaults(func=run)
@@ -36,6 +38,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    stem = out_dir / f"gaussian_D{args.dim}"
+    for ext in (".json", ".png"):
+        check_output_path(stem.with_suffix(ext), args.overwrite)
+    if not args.checkpoint_dir:
+        args.checkpoint_dir = f"{stem}.ckpt"
     curve: list[dict[str, float]] = []
     # under torchrun every rank trains (DDP); only rank 0 evaluates, talks and writes
     with distributed.session(args.device) as (ctx, device):
@@ -71,7 +78,6 @@ def run(args: argparse.Namespace) -> int:
         "config": fitted.info.get("config", {}),
         "curve": curve,
     }
-    stem = out_dir / f"gaussian_D{args.dim}"
     write_json(stem.with_suffix(".json"), report)
     _plot(curve, stem.with_suffix(".png"), args.dim)
     print(f"D={args.dim}: L2-UVP forward {report['l2_uvp_forward']:.3f}%  inverse {report['l2_uvp_inverse']:.3f}%  "

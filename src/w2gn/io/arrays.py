@@ -13,6 +13,7 @@ import numpy as np
 
 from ..errors import W2GNUserError
 from .atomic import atomic_path, check_output_path
+from .images import IMAGE_EXTENSIONS, load_rgb
 
 SAMPLE_EXTENSIONS = (".npy", ".npz", ".csv", ".txt", ".tsv", ".pt")
 
@@ -52,7 +53,9 @@ def _is_float(s: str) -> bool:
 def load_samples(path: str | os.PathLike, name: str | None = None) -> np.ndarray:
     """Load a ``(N, D)`` float array of samples from a file, validated.
 
-    ``.npz`` files must hold exactly one array (or one named ``samples``); ``.pt`` files a tensor.
+    ``.npz`` files must hold exactly one array (or one named ``samples``); ``.pt`` files a tensor;
+    image files (:data:`~w2gn.io.images.IMAGE_EXTENSIONS`) give their pixels as ``(H*W, 3)`` RGB rows
+    in ``[0, 1]`` (:func:`~w2gn.io.images.load_rgb`).
     """
     p = Path(path)
     label = name or str(p)
@@ -61,12 +64,17 @@ def load_samples(path: str | os.PathLike, name: str | None = None) -> np.ndarray
     if p.is_dir():
         raise W2GNUserError(f"{p}: is a folder, expected a file of samples")
     ext = p.suffix.lower()
-    if ext not in SAMPLE_EXTENSIONS:
-        raise W2GNUserError(f"{p}: unknown file extension {ext!r}; use one of {', '.join(SAMPLE_EXTENSIONS)}")
+    if ext not in SAMPLE_EXTENSIONS + IMAGE_EXTENSIONS:
+        raise W2GNUserError(f"{p}: unknown file extension {ext!r}; use one of {', '.join(SAMPLE_EXTENSIONS)} "
+                            f"(samples) or {', '.join(IMAGE_EXTENSIONS)} (an image's pixels as RGB rows)")
+    if not os.access(p, os.R_OK):
+        raise W2GNUserError(f"{p}: cannot be read (permission denied); check the file's permissions")
     if p.stat().st_size == 0:
         raise W2GNUserError(f"{p}: the file is empty")
     try:
-        if ext == ".npy":
+        if ext in IMAGE_EXTENSIONS:
+            arr = load_rgb(p).reshape(-1, 3)
+        elif ext == ".npy":
             arr = np.load(p, allow_pickle=False)
         elif ext == ".npz":
             with np.load(p, allow_pickle=False) as z:

@@ -8,6 +8,7 @@ from .base import ConvexPotential
 from .conv_icnn import ConvICNN
 from .convex_quadratic import ConvexQuadratic
 from .dense_icnn import DenseICNN
+from .map_network import MAP_NETWORKS, DenseMap, MapNetwork, build_map_network, map_network_spec
 
 #: name -> class, used to rebuild a potential from a saved configuration
 POTENTIALS: dict[str, type[ConvexPotential]] = {"DenseICNN": DenseICNN, "ConvICNN": ConvICNN}
@@ -41,4 +42,9 @@ __all__ = [
     "register_potential",
     "potential_spec",
     "build_potential",
+    "MapNetwork",
+    "DenseMap",
+    "MAP_NETWORKS",
+    "map_network_spec",
+    "build_map_network",
 ]

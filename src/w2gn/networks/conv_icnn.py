@@ -21,6 +21,17 @@ class ConvICNN(ConvexPotential):
     layers with non-negative weights down to one output. ``beta/2 ||x||^2`` is added for strong
     convexity.
 
+    ``area_scaling`` (default on) multiplies the head's output by the number of pooled positions
+    ``h * w``. The potential is then additive over the image area like ``beta/2 ||x||^2``, and the
+    gradient at a pixel depends only on its neighbourhood and the image's feature statistics, not on
+    the image size: a map trained on 128x128 crops applies unchanged to whole 256x256 images. With
+    plain averaging (``area_scaling=False``) every pixel's gradient would shrink as ``1 / (h w)`` on
+    larger images. A positive constant factor keeps the potential convex.
+
+    The paper's network (Figure 7; the reference code's ``ConvICNN128``) has 128 features, four
+    convolutions per linear stack and five strided layers, then flattens a 4x4 map: use
+    ``features=128, linear_depth=4`` for it. Pooling instead of flattening is what frees the image size.
+
     Shapes: input ``(N, C, H, W)`` -> output ``(N,)``.
     """
 
@@ -33,6 +44,7 @@ class ConvICNN(ConvexPotential):
         dense: tuple[int, ...] | list[int] = (128, 64, 32),
         strong_convexity: float = 1e-6,
         seed: int | None = None,
+        area_scaling: bool = True,
     ) -> None:
         super().__init__()
         if channels <= 0 or features <= 0 or linear_depth <= 0 or strided_layers < 0:
@@ -43,6 +55,7 @@ class ConvICNN(ConvexPotential):
         self.strided_layers = int(strided_layers)
         self.dense = [int(d) for d in dense]
         self.strong_convexity = float(strong_convexity)
+        self.area_scaling = bool(area_scaling)
         self.event_shape = (self.channels, -1, -1)  # spatial size is free
 
         def stack(last_bias: bool) -> nn.Sequential:
@@ -79,6 +92,43 @@ class ConvICNN(ConvexPotential):
                 if layer.bias is not None:
                     layer.bias.zero_()
 
+    def reset_identity(self, scale: float = 0.05, seed: int | None = None) -> None:
+        """Initialise near ``psi(x) = 1/2 ||x||^2``, i.e. ``grad psi ~ identity``, then add the random
+        initialisation times ``scale`` so that no unit starts dead.
+
+        The exact identity is representable: the squared stack copies the input channels (centre-tap
+        kernels) so ``z_c = x_c^2 >= 0`` (where CELU is the identity), every strided convolution sums
+        2x2 blocks (taps ``[1:3, 1:3]`` with stride 2 and padding 1 cover each pixel once), the
+        area-scaled pool turns the mean back into the sum, and the dense head passes the first unit
+        with weight 1 and halves it at the end. Generic random starts fit the identity slowly (the
+        identity pretraining of C.1 then leaves a blurring map); this start makes it converge at once.
+        Needs ``features >= channels`` and ``area_scaling``.
+        """
+        if self.features < self.channels or not self.area_scaling:
+            raise ValueError("reset_identity needs features >= channels and area_scaling=True")
+        self.reset_parameters(seed)
+        c = self.channels
+        with torch.no_grad():
+            for p in self.parameters():
+                p.mul_(scale)
+            for conv in self.first_squared:
+                for k in range(c):
+                    conv.weight[k, k, 1, 1] += 1.0
+            for conv in self.convex_convs:
+                for k in range(self.features):
+                    conv.weight[k, k, 1:3, 1:3] += 1.0
+            *hidden, last = self.convex_dense
+            # unit 0 of every hidden dense layer carries sum_c sum_pixels x_c^2; the output halves it
+            for j, layer in enumerate(hidden):
+                if j == 0:
+                    layer.weight[0, :c] += 1.0
+                else:
+                    layer.weight[0, 0] += 1.0
+            if hidden:
+                last.weight[0, 0] += 0.5
+            else:
+                last.weight[0, :c] += 0.5
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] != self.channels:
             raise ValueError(f"ConvICNN expects (N, {self.channels}, H, W) input, got {tuple(x.shape)}")
@@ -86,12 +136,15 @@ class ConvICNN(ConvexPotential):
         z = nn.functional.celu(z)
         for conv in self.convex_convs:
             z = nn.functional.celu(conv(z))
+        positions = z.shape[2] * z.shape[3]
         z = z.mean(dim=(2, 3))
         for i, layer in enumerate(self.convex_dense):
             z = layer(z)
             if i < len(self.convex_dense) - 1:
                 z = nn.functional.celu(z)
         out = z.squeeze(-1)
+        if self.area_scaling:
+            out = out * positions
         if self.strong_convexity:
             out = out + 0.5 * self.strong_convexity * x.square().flatten(1).sum(dim=1)
         return out
@@ -112,4 +165,5 @@ class ConvICNN(ConvexPotential):
             "strided_layers": self.strided_layers,
             "dense": list(self.dense),
             "strong_convexity": self.strong_convexity,
+            "area_scaling": self.area_scaling,
         }

@@ -6,11 +6,15 @@ from typing import Any
 
 from ..errors import W2GNUserError
 from .base import Callback, Solver, SolverConfig, resolve_device, resolve_dtype
+from .icnn_config import PotentialConfig
+from .lsot import LSOTConfig, LSOTSolver
+from .mm1 import MM1Config, MM1Solver
+from .mm2 import MM2Config, MM2Solver
 from .pretrain import pretrain_identity
 from .w2gn import W2GNConfig, W2GNSolver, default_hidden
 
 #: method name -> solver class (the baselines register themselves here too)
-SOLVERS: dict[str, type[Solver]] = {"w2gn": W2GNSolver}
+SOLVERS: dict[str, type[Solver]] = {"w2gn": W2GNSolver, "lsot": LSOTSolver, "mm1": MM1Solver, "mm2": MM2Solver}
 
 
 def get_solver(method: str, **options: Any) -> Solver:
@@ -26,6 +30,13 @@ __all__ = [
     "SolverConfig",
     "W2GNConfig",
     "W2GNSolver",
+    "PotentialConfig",
+    "LSOTConfig",
+    "LSOTSolver",
+    "MM1Config",
+    "MM1Solver",
+    "MM2Config",
+    "MM2Solver",
     "SOLVERS",
     "get_solver",
     "default_hidden",

@@ -1,0 +1,71 @@
+"""A minimal supervised/unsupervised mini-batch loop shared by the feature models (LeNet, autoencoder)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from ..errors import DivergenceError
+
+
+def train_epochs(
+    model: torch.nn.Module,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor],
+    inputs: torch.Tensor,
+    targets: torch.Tensor | None,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    progress: bool = False,
+    desc: str = "train",
+    device: str | torch.device = "cpu",
+) -> list[float]:
+    """Adam over shuffled mini-batches; returns the mean loss of every epoch.
+
+    ``loss_fn(batch_inputs, batch_targets)`` computes the loss with ``model`` (closure); ``model`` is
+    moved to ``device`` and every batch with it (the data stay where they are). Raises
+    :class:`~w2gn.errors.DivergenceError` if the loss becomes non-finite.
+    """
+    gen = torch.Generator().manual_seed(int(seed))
+    model.to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    n = inputs.shape[0]
+    steps = (n + batch_size - 1) // batch_size
+    history: list[float] = []
+    model.train()
+    bar = tqdm(total=epochs * steps, desc=desc, disable=not progress, leave=False)
+    try:
+        for epoch in range(epochs):
+            perm = torch.randperm(n, generator=gen)
+            total = torch.zeros(())  # on the CPU: one sync per step is cheap next to the step
+            for s in range(steps):
+                idx = perm[s * batch_size : (s + 1) * batch_size]
+                xb = inputs[idx].to(device)
+                yb = targets[idx].to(device) if targets is not None else None
+                loss = loss_fn(xb, yb)
+                if not torch.isfinite(loss):
+                    raise DivergenceError(epoch * steps + s, f"{desc} loss", float(loss))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += loss.detach().cpu() * idx.shape[0]
+                bar.update(1)
+            history.append(float(total) / n)
+            bar.set_postfix(loss=f"{history[-1]:.4g}")
+    finally:
+        bar.close()
+        model.eval()
+    return history
+
+
+@torch.no_grad()
+def batched(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch_size: int = 1024,
+            device: str | torch.device | None = None) -> torch.Tensor:
+    """``fn`` applied to ``x`` in row batches without autograd; batches go to ``device`` and results
+    come back to ``x``'s device."""
+    dev = x.device if device is None else torch.device(device)
+    outs = [fn(x[s : s + batch_size].to(dev)).to(x.device) for s in range(0, x.shape[0], batch_size)]
+    return torch.cat(outs) if outs else x.new_empty((0,))

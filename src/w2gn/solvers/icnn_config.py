@@ -1,0 +1,68 @@
+"""Options and construction shared by the baselines that train Dense ICNN potentials (LSOT, MM-1, MM-2).
+
+The field names match :class:`~w2gn.solvers.W2GNConfig`, so one dictionary of network options
+configures every method alike (the comparison harness relies on this).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from ..distributions import Sampler
+from ..errors import W2GNUserError
+from ..networks import DenseICNN
+from .base import SolverConfig
+from .pretrain import pretrain_identity
+from .w2gn import default_hidden
+
+
+@dataclasses.dataclass
+class PotentialConfig(SolverConfig):
+    """Network and pretraining options of a solver built on Dense ICNN potentials.
+
+    ``hidden`` (widths ``[h0; h1, ...]``, ``None`` = :func:`~w2gn.solvers.default_hidden`),
+    ``rank``, ``activation``, ``strong_convexity``: the :class:`~w2gn.networks.DenseICNN`;
+    ``betas``: Adam's; ``pretrain_iterations``/``pretrain_lr``/``pretrain_tol``: identity
+    pretraining (C.1) of every potential before training (0 = none), as W2GN does, so that all
+    methods start from the same map.
+    """
+
+    hidden: list[int] | None = None
+    rank: int = 1
+    activation: str = "celu"
+    strong_convexity: float = 1e-6
+    betas: tuple[float, float] = (0.9, 0.999)
+    pretrain_iterations: int = 1000
+    pretrain_lr: float = 1e-3
+    pretrain_tol: float = 1e-4
+
+    def validate(self) -> None:
+        super().validate()
+        if self.pretrain_iterations < 0:
+            raise W2GNUserError(f"pretrain_iterations must be >= 0, got {self.pretrain_iterations}")
+        if self.rank <= 0:
+            raise W2GNUserError(f"rank must be positive, got {self.rank}")
+
+
+def build_dense_potential(config: PotentialConfig, p: Sampler, seed: int) -> DenseICNN:
+    """A Dense ICNN for vector samples of ``p``, on ``p``'s device and dtype."""
+    if len(tuple(p.event_shape)) != 1:
+        raise W2GNUserError(f"this method supports vector samples (N, D) only, got samples of shape {tuple(p.event_shape)}")
+    d = int(p.event_shape[0])
+    net = DenseICNN(d, config.hidden or default_hidden(d), rank=config.rank, activation=config.activation,
+                    strong_convexity=config.strong_convexity, seed=seed)
+    return net.to(device=p.device, dtype=p.dtype)
+
+
+def pretrain(config: PotentialConfig, net: DenseICNN, samplers: list[Sampler], generator: torch.Generator) -> float:
+    """Identity pretraining with the configured budget (no-op when ``pretrain_iterations`` is 0)."""
+    if not config.pretrain_iterations:
+        return float("nan")
+    return pretrain_identity(net, samplers, config.pretrain_iterations, config.batch_size, config.pretrain_lr,
+                             config.pretrain_tol, generator)
+
+
+def adam(net: torch.nn.Module, config: PotentialConfig, lr: float | None = None) -> torch.optim.Adam:
+    return torch.optim.Adam(net.parameters(), lr=config.lr if lr is None else lr, betas=tuple(config.betas))

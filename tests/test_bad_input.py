@@ -1,0 +1,352 @@
+"""The bad-input table of RELIABILITY.md: one case per row, through the command line.
+
+Each case checks the exit status (2 = user error), that stderr is one line naming the problem, and
+that no output file (nor a temporary one) appeared. Image rows that can be converted faithfully are
+checked to give exactly the pixels of the equivalent RGB array.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from w2gn import W2GNSolver
+from w2gn import checkpoint as ckpt
+from w2gn.cli import main
+
+FIT = ["--iterations", "3", "--batch-size", "8", "--hidden", "4,4", "--pretrain-iterations", "0", "--quiet"]
+ROOT = os.geteuid() == 0 if hasattr(os, "geteuid") else False
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def maps(tmp_path_factory):
+    """Tiny fitted maps for D = 2 and D = 3 (the latter for image pixels)."""
+    d = tmp_path_factory.mktemp("maps")
+    rng = np.random.default_rng(0)
+    out = {}
+    for dim in (2, 3):
+        f = W2GNSolver(iterations=3, batch_size=8, hidden=[4, 4], pretrain_iterations=0, progress=False).fit(
+            rng.random((40, dim)), rng.random((40, dim)))
+        out[dim] = d / f"map{dim}.pt"
+        f.save(out[dim])
+    return out
+
+
+def _run(argv):
+    try:
+        return main([str(a) for a in argv])
+    except SystemExit as exc:  # argparse errors
+        return exc.code
+
+
+def _npy(path: Path, arr) -> Path:
+    np.save(path, np.asarray(arr))
+    return path
+
+
+def _rgb_pixels():
+    rng = np.random.default_rng(1)
+    return rng.integers(0, 256, size=(6, 5, 3), dtype=np.uint8)
+
+
+# -------------------------------------------------------------------------------------------- rows
+def row_dimension_mismatch(t, maps):
+    return ["fit", _npy(t / "x.npy", np.ones((20, 2))), _npy(t / "y.npy", np.ones((20, 3))), "-o", t / "out.pt", *FIT]
+
+
+def row_transform_dimension(t, maps):
+    return ["transform", maps[2], _npy(t / "x.npy", np.ones((20, 3))), "-o", t / "out.npy"]
+
+
+def row_nan_in_data(t, maps):
+    x = np.random.default_rng(0).random((20, 2))
+    x[3, 1] = np.nan
+    return ["fit", _npy(t / "x.npy", x), _npy(t / "y.npy", np.ones((20, 2))), "-o", t / "out.pt", *FIT]
+
+
+def row_inf_in_csv(t, maps):
+    (t / "x.csv").write_text("1,2\n3,inf\n5,6\n")
+    return ["transform", maps[2], t / "x.csv", "-o", t / "out.npy"]
+
+
+def row_empty_file(t, maps):
+    (t / "x.npy").write_bytes(b"")
+    return ["transform", maps[2], t / "x.npy", "-o", t / "out.npy"]
+
+
+def row_empty_array(t, maps):
+    return ["transform", maps[2], _npy(t / "x.npy", np.zeros((0, 2))), "-o", t / "out.npy"]
+
+
+def row_one_d_array(t, maps):
+    return ["transform", maps[2], _npy(t / "x.npy", np.ones(20)), "-o", t / "out.npy"]
+
+
+def row_non_numeric_csv(t, maps):
+    (t / "x.csv").write_text("a,b\n1.0,2.0\n3.0,abc\n")
+    return ["transform", maps[2], t / "x.csv", "-o", t / "out.npy"]
+
+
+def row_missing_file(t, maps):
+    return ["transform", maps[2], t / "nope.npy", "-o", t / "out.npy"]
+
+
+def row_unreadable_file(t, maps, monkeypatch):
+    f = _npy(t / "x.npy", np.ones((5, 2)))
+    f.chmod(0)
+    if ROOT:  # root reads anything: simulate what a normal user gets from the OS
+        real = os.access
+        monkeypatch.setattr(os, "access", lambda p, m, *a, **k: False if Path(p) == f else real(p, m, *a, **k))
+    return ["transform", maps[2], f, "-o", t / "out.npy"]
+
+
+def row_unknown_extension(t, maps):
+    (t / "x.xyz").write_text("1,2\n")
+    return ["transform", maps[2], t / "x.xyz", "-o", t / "out.npy"]
+
+
+def row_fake_image(t, maps):
+    (t / "x.png").write_text("this is not a PNG\n")
+    return ["transform", maps[3], t / "x.png", "-o", t / "out.npy"]
+
+
+def row_truncated_image(t, maps):
+    Image.fromarray(_rgb_pixels()).save(t / "full.png")
+    (t / "x.png").write_bytes((t / "full.png").read_bytes()[:60])
+    return ["transform", maps[3], t / "x.png", "-o", t / "out.npy"]
+
+
+def row_rgba_transparent_image(t, maps):
+    rgba = np.dstack([_rgb_pixels(), np.full((6, 5), 128, np.uint8)])
+    Image.fromarray(rgba, "RGBA").save(t / "x.png")
+    return ["transform", maps[3], t / "x.png", "-o", t / "out.npy"]
+
+
+def row_truncated_checkpoint(t, maps):
+    d = t / "ck"
+    d.mkdir()
+    (d / "ckpt-000000010.ckpt").write_bytes(b"W2GN-CKPT 1 5000 " + b"0" * 64 + b"\nshort")
+    return ["resume", d]
+
+
+def row_truncated_checkpoint_fit(t, maps):
+    d = t / "ck"
+    d.mkdir()
+    (d / "ckpt-000000010.ckpt").write_bytes(b"W2GN-CKPT 1 5000 " + b"0" * 64 + b"\nshort")
+    return ["fit", _npy(t / "x.npy", np.ones((20, 2))), _npy(t / "y.npy", np.ones((20, 2))), "-o", t / "out.pt",
+            "--checkpoint-dir", d, "--resume", *FIT]
+
+
+def row_foreign_checkpoint(t, maps):
+    d = t / "ck"
+    d.mkdir()
+    (d / "ckpt-000000010.ckpt").write_bytes(Path(maps[2]).read_bytes())  # a map file, not a checkpoint
+    return ["resume", d]
+
+
+def row_checkpoints_of_earlier_run(t, maps):
+    d = t / "out.pt.ckpt"
+    d.mkdir()
+    (d / "ckpt-000000010.ckpt").write_bytes(b"an earlier run's")
+    return ["fit", _npy(t / "x.npy", np.ones((20, 2))), _npy(t / "y.npy", np.ones((20, 2))), "-o", t / "out.pt", *FIT]
+
+
+def row_truncated_map(t, maps):
+    data = Path(maps[2]).read_bytes()
+    (t / "m.pt").write_bytes(data[: len(data) // 2])
+    return ["transform", t / "m.pt", _npy(t / "x.npy", np.ones((5, 2))), "-o", t / "out.npy"]
+
+
+def row_foreign_map(t, maps):
+    torch.save({"weights": torch.zeros(3)}, t / "m.pt")
+    return ["transform", t / "m.pt", _npy(t / "x.npy", np.ones((5, 2))), "-o", t / "out.npy"]
+
+
+def row_output_missing_folder(t, maps):
+    return ["transform", maps[2], _npy(t / "x.npy", np.ones((5, 2))), "-o", t / "no" / "out.npy"]
+
+
+def row_output_read_only_folder(t, maps, monkeypatch):
+    ro = t / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    if ROOT:  # root writes anywhere: simulate what a normal user gets from the OS
+        real = os.access
+        monkeypatch.setattr(os, "access", lambda p, m, *a, **k: False if Path(p) == ro else real(p, m, *a, **k))
+    return ["transform", maps[2], _npy(t / "x.npy", np.ones((5, 2))), "-o", ro / "out.npy"]
+
+
+def row_output_exists(t, maps):
+    (t / "out.npy").write_bytes(b"precious")
+    return ["transform", maps[2], _npy(t / "x.npy", np.ones((5, 2))), "-o", t / "out.npy"]
+
+
+def row_output_exists_fit(t, maps):
+    (t / "out.pt").write_bytes(b"precious")
+    return ["fit", _npy(t / "x.npy", np.ones((20, 2))), _npy(t / "y.npy", np.ones((20, 2))), "-o", t / "out.pt", *FIT]
+
+
+def row_output_exists_gaussian(t, maps):
+    (t / "gaussian_D2.json").write_bytes(b"precious")
+    return ["gaussian", "--dim", "2", "--out-dir", t, *FIT]
+
+
+def _fit_with(*opts):
+    def row(t, maps):
+        return ["fit", _npy(t / "x.npy", np.ones((20, 2))), _npy(t / "y.npy", np.ones((20, 2))), "-o", t / "out.pt",
+                *FIT, *opts]
+    return row
+
+
+# name -> (build argv, message regex, output that must not appear)
+ROWS = {
+    "dimension mismatch source/target": (row_dimension_mismatch, r"x\.npy has 2 columns but .*y\.npy has 3", "out.pt"),
+    "transform input of another dimension": (row_transform_dimension, r"x\.npy: has 3 columns but the map is for dimension 2",
+                                             "out.npy"),
+    "NaN in data": (row_nan_in_data, r"x\.npy: contains NaN or inf values in 1 row", "out.pt"),
+    "inf in CSV": (row_inf_in_csv, r"x\.csv: contains NaN or inf values in 1 row", "out.npy"),
+    "empty file": (row_empty_file, r"x\.npy: the file is empty", "out.npy"),
+    "empty array": (row_empty_array, r"x\.npy: is empty \(shape \(0, 2\)\)", "out.npy"),
+    "1-D array": (row_one_d_array, r"x\.npy: expected a 2-D array of samples .* got shape \(20,\)", "out.npy"),
+    "non-numeric CSV cell": (row_non_numeric_csv, r"x\.csv: line 3 has a non-numeric cell 'abc'", "out.npy"),
+    "missing file": (row_missing_file, r"nope\.npy: no such file", "out.npy"),
+    "unreadable file": (row_unreadable_file, r"x\.npy: cannot be read \(permission denied\)", "out.npy"),
+    "unknown extension": (row_unknown_extension, r"x\.xyz: unknown file extension '\.xyz'; use one of", "out.npy"),
+    "file claiming to be an image": (row_fake_image, r"x\.png: is not an image Pillow can read", "out.npy"),
+    "truncated image": (row_truncated_image, r"x\.png: (damaged or truncated image|is not an image)", "out.npy"),
+    "RGBA image with transparency": (row_rgba_transparent_image, r"x\.png: has transparent pixels \(100\.0% of the image\)",
+                                     "out.npy"),
+    "truncated checkpoint (resume)": (row_truncated_checkpoint, r"ck: no usable checkpoint: .*truncated checkpoint \(5 of 5000",
+                                      None),
+    "truncated checkpoint (fit --resume)": (row_truncated_checkpoint_fit, r"no usable checkpoint: .*truncated checkpoint",
+                                            "out.pt"),
+    "foreign checkpoint": (row_foreign_checkpoint, r"ckpt-000000010\.ckpt: is not a w2gn checkpoint \(a PyTorch/zip file",
+                           None),
+    "checkpoint folder of an earlier run": (row_checkpoints_of_earlier_run,
+                                            r"out\.pt\.ckpt: holds checkpoints of an earlier run .*pass --resume", "out.pt"),
+    "truncated map file": (row_truncated_map, r"m\.pt: cannot be read as a w2gn map \(truncated or foreign file", "out.npy"),
+    "foreign map file": (row_foreign_map, r"m\.pt: not a w2gn map file", "out.npy"),
+    "output in a missing folder": (row_output_missing_folder, r"out\.npy: the folder .*no does not exist", "no/out.npy"),
+    "output in a read-only folder": (row_output_read_only_folder, r"out\.npy: the folder .*ro is not writable",
+                                     "ro/out.npy"),
+    "output exists (transform)": (row_output_exists, r"out\.npy: already exists; pass --overwrite", None),
+    "output exists (fit)": (row_output_exists_fit, r"out\.pt: already exists; pass --overwrite", None),
+    "output exists (gaussian)": (row_output_exists_gaussian, r"gaussian_D2\.json: already exists; pass --overwrite", None),
+    "negative batch size": (_fit_with("--batch-size", "-5"), r"--batch-size: expected a positive integer, got -5", "out.pt"),
+    "zero batch size": (_fit_with("--batch-size", "0"), r"--batch-size: expected a positive integer, got 0", "out.pt"),
+    "negative iterations": (_fit_with("--iterations", "-1"), r"--iterations: expected a positive integer, got -1", "out.pt"),
+    "NaN learning rate": (_fit_with("--lr", "nan"), r"--lr: expected a positive number, got nan", "out.pt"),
+    "non-positive width": (_fit_with("--hidden", "8,0"), r"--hidden: expected comma-separated positive integers", "out.pt"),
+    "unknown device": (_fit_with("--device", "tpu"), r"unknown device 'tpu'", "out.pt"),
+    "restart factor out of range": (_fit_with("--restart-lr-factor", "2"), r"expected a number in \(0, 1\), got 2",
+                                    "out.pt"),
+    "resume without checkpoints": (_fit_with("--resume", "--no-checkpoints"), r"--resume needs checkpoints", "out.pt"),
+}
+
+
+@pytest.mark.parametrize("row", list(ROWS), ids=list(ROWS))
+def test_bad_input_row(row, tmp_path, maps, capsys, monkeypatch):
+    build, message, output = ROWS[row]
+    needs_patch = "monkeypatch" in build.__code__.co_varnames
+    argv = build(tmp_path, maps, monkeypatch) if needs_patch else build(tmp_path, maps)
+    before = {p for p in tmp_path.rglob("*")}
+    code = _run(argv)
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 2, err
+    assert len(lines) == 1 and lines[0].startswith("w2gn"), err  # one line, no traceback
+    assert "Traceback" not in err
+    import re
+
+    assert re.search(message, lines[0]), lines[0]
+    if output is not None:
+        assert not (tmp_path / output).exists()
+    after = {p for p in tmp_path.rglob("*")}
+    assert after - before <= {tmp_path / "out.pt.ckpt"}, sorted(map(str, after - before))  # nothing else written
+    if row.startswith("output exists"):
+        kept = [p for p in tmp_path.iterdir() if p.is_file() and p.suffix in (".pt", ".npy", ".json")]
+        assert [p.read_bytes() for p in kept if p.name != "x.npy" and p.name != "y.npy"] == [b"precious"]
+
+
+# ------------------------------------------------------------------------- images that convert
+def _grey(t):
+    g = _rgb_pixels()[..., 0]
+    Image.fromarray(g, "L").save(t / "in.png")
+    return np.repeat(g[..., None], 3, axis=2) / 255.0
+
+
+def _grey16(t):
+    g = (_rgb_pixels()[..., 0].astype(np.uint16) * 257)  # 8-bit value k -> 16-bit 257 k
+    Image.fromarray(g).save(t / "in.png")
+    assert Image.open(t / "in.png").mode.startswith("I")
+    return np.repeat(g[..., None], 3, axis=2) / 65535.0
+
+
+def _palette(t):
+    rgb = _rgb_pixels()
+    Image.fromarray(rgb).quantize(colors=256, method=Image.Quantize.FASTOCTREE).save(t / "in.png")
+    im = Image.open(t / "in.png")
+    assert im.mode == "P"
+    return np.asarray(im.convert("RGB")) / 255.0
+
+
+def _rgba_opaque(t):
+    rgb = _rgb_pixels()
+    Image.fromarray(np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)]), "RGBA").save(t / "in.png")
+    return rgb / 255.0
+
+
+@pytest.mark.parametrize("make", [_grey, _grey16, _palette, _rgba_opaque], ids=["greyscale", "16-bit", "palette", "RGBA opaque"])
+def test_image_kinds_convert_through_the_cli(make, tmp_path, maps, capsys):
+    expected = make(tmp_path).reshape(-1, 3)
+    assert _run(["transform", maps[3], tmp_path / "in.png", "-o", tmp_path / "out.npy", "--quiet"]) == 0
+    assert _run(["transform", maps[3], _npy(tmp_path / "ref.npy", expected), "-o", tmp_path / "ref_out.npy", "--quiet"]) == 0
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), np.load(tmp_path / "ref_out.npy"), rtol=1e-6, atol=1e-6)
+
+
+def test_overwrite_replaces_and_debug_shows_traceback(tmp_path, maps, capsys):
+    x = _npy(tmp_path / "x.npy", np.ones((5, 2)))
+    (tmp_path / "out.npy").write_bytes(b"old")
+    assert _run(["transform", maps[2], x, "-o", tmp_path / "out.npy", "--overwrite", "--quiet"]) == 0
+    assert np.load(tmp_path / "out.npy").shape == (5, 2)
+    from w2gn.errors import W2GNUserError
+
+    with pytest.raises(W2GNUserError, match="no such file"):
+        main(["--debug", "transform", str(maps[2]), str(tmp_path / "nope.npy"), "-o", str(tmp_path / "o2.npy")])
+
+
+def test_resume_of_python_run_is_refused(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    ckpt.set_run_context()
+    W2GNSolver(iterations=2, batch_size=8, hidden=[4, 4], pretrain_iterations=0, progress=False,
+               checkpoint_dir=str(tmp_path), checkpoint_every=1).fit(rng.random((10, 2)), rng.random((10, 2)))
+    assert _run(["resume", tmp_path]) == 2
+    assert "written by a Python program" in capsys.readouterr().err
+
+
+def test_disk_full_exit_1_and_nothing_half_written(tmp_path, capsys, monkeypatch):
+    x = _npy(tmp_path / "x.npy", np.random.default_rng(0).random((20, 2)))
+
+    def full(obj, f, *a, **k):
+        with open(f, "wb") as fh:
+            fh.write(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full)
+    assert _run(["fit", x, x, "-o", tmp_path / "out.pt", *FIT]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [err] and "No space left on device" in err and "nothing was written" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.npy"]  # no map, no temporary file

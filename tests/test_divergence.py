@@ -1,0 +1,129 @@
+"""Divergence: NaN/inf losses, gradients and weights and exploding losses stop the run at once, keep the
+last good checkpoint, and can restart from it with a lower learning rate."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from w2gn import TransportMap, W2GNSolver
+from w2gn import checkpoint as ckpt
+from w2gn.cli import main
+from w2gn.errors import DivergenceError, W2GNUserError
+
+TINY = dict(batch_size=32, hidden=[8, 8], pretrain_iterations=5, log_every=5, progress=False)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _data(n=200, d=2):
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(n, d)), 1.5 * rng.normal(size=(n, d)) + 1.0
+
+
+class Faulty(W2GNSolver):
+    """W2GN with a fault injected at iteration ``at`` (the first ``times`` times it gets there)."""
+
+    def __init__(self, fault: str, at: int, times: int = 10**9, **kw):
+        super().__init__(**kw)
+        self.fault, self.at, self.times = fault, at, times
+
+    def step(self, iteration, p, q, generator):
+        out = super().step(iteration, p, q, generator)
+        if iteration == self.at and self.times > 0:
+            self.times -= 1
+            w = next(self.theta.parameters())
+            if self.fault == "loss":
+                out["loss"] = out["loss"] * float("nan")
+            elif self.fault == "explode":
+                out["loss"] = out["loss"].abs() * 1e9 + 1e9
+            elif self.fault == "gradient":
+                w.grad[...] = float("inf")
+            elif self.fault == "weights":
+                with torch.no_grad():
+                    w[...] = float("nan")
+        return out
+
+
+@pytest.mark.parametrize("fault, at, quantity", [
+    ("loss", 12, "loss = nan"),
+    ("explode", 12, r"loss = .*exceeds 10000 x its running"),
+    ("gradient", 12, "gradient of theta = nan"),
+    # weights are inspected at log/checkpoint steps (a NaN weight poisons the next loss anyway)
+    ("weights", 14, "weights of theta = nan"),
+])
+def test_fault_stops_at_once_and_keeps_last_good_checkpoint(tmp_path, fault, at, quantity):
+    x, y = _data()
+    s = Faulty(fault, at=at, iterations=40, checkpoint_dir=str(tmp_path), checkpoint_every=5, **TINY)
+    with pytest.raises(DivergenceError, match=f"at iteration {at}: {quantity}") as info:
+        s.fit(x, y)
+    exc = info.value
+    assert exc.checkpoint.endswith("ckpt-000000010.ckpt") and "last good checkpoint" in str(exc)
+    assert [p.name for p in ckpt.list_checkpoints(tmp_path)][-1] == "ckpt-000000010.ckpt"
+    state = ckpt.load(exc.checkpoint)
+    assert state["iteration"] == 10
+    assert all(bool(torch.isfinite(v).all()) for sd in state["modules"].values() for v in sd.values())
+    assert exc.last_good_iteration == 10
+
+
+def test_large_learning_rate_diverges_with_checkpoint_intact(tmp_path):
+    x, y = _data()
+    s = W2GNSolver(iterations=300, lr=10.0, checkpoint_dir=str(tmp_path), checkpoint_every=5, **TINY)
+    with pytest.raises(DivergenceError) as info:
+        s.fit(x, y)
+    path = info.value.checkpoint
+    assert path is not None and ckpt.load(path)["iteration"] <= info.value.iteration
+    good = s.last_good_state
+    assert all(bool(torch.isfinite(v).all()) for sd in good["modules"].values() for v in sd.values())
+
+
+def test_restart_with_lower_learning_rate(tmp_path):
+    x, y = _data()
+    s = Faulty("loss", at=12, times=1, iterations=30, lr=1e-3, max_restarts=2, restart_lr_factor=0.25, **TINY)
+    fitted = s.fit(x, y)
+    assert s.iteration == 30
+    assert fitted.info["restarts"] == [{"diverged_at": 12, "quantity": "loss", "restarted_from": 10, "lr": 2.5e-4}]
+    assert {g["lr"] for o in s.optimizers().values() for g in o.param_groups} == {2.5e-4}
+    always = Faulty("loss", at=12, iterations=30, max_restarts=2, **TINY)
+    with pytest.raises(DivergenceError, match="iteration 12"):
+        always.fit(x, y)
+    assert always.restarts == 2
+
+
+def test_map_with_non_finite_weights_is_never_saved(tmp_path):
+    x, y = _data()
+    fitted = W2GNSolver(iterations=5, **TINY).fit(x, y)
+    with torch.no_grad():
+        next(fitted.forward_potential.parameters())[0] = float("nan")
+    with pytest.raises(W2GNUserError, match="non-finite"):
+        fitted.save(tmp_path / "m.pt")
+    assert not list(tmp_path.iterdir())
+
+
+def test_cli_divergence_exit_3_then_resume_with_lower_lr(tmp_path, capsys):
+    x, y = _data()
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    out = tmp_path / "map.pt"
+    args = ["fit", str(tmp_path / "x.npy"), str(tmp_path / "y.npy"), "-o", str(out), "--iterations", "300",
+            "--batch-size", "32", "--hidden", "8,8", "--pretrain-iterations", "5", "--log-every", "5", "--quiet",
+            "--checkpoint-every", "5"]
+    assert main([*args, "--lr", "10"]) == 3
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "training diverged at iteration" in err
+    assert f"last good checkpoint: {tmp_path / 'map.pt.ckpt'}" in err and "w2gn resume" in err
+    assert not out.exists()
+    diverged_at = int(err.split("diverged at iteration ")[1].split(":")[0])
+    kept = ckpt.list_checkpoints(tmp_path / "map.pt.ckpt")
+    assert kept and int(kept[-1].stem.split("-")[1]) < diverged_at  # the failing weights are set aside
+    assert list((tmp_path / "map.pt.ckpt").glob("*.ckpt.diverged")) or diverged_at % 5
+    assert main(["resume", str(tmp_path / "map.pt.ckpt"), "--lr", "1e-4", "--iterations", "60"]) == 0
+    fitted = TransportMap.load(out)
+    assert fitted.info["iterations"] == 60

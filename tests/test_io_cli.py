@@ -111,14 +111,16 @@ def test_cli_gaussian_writes_report_and_plot(tmp_path):
 
 
 def test_every_subcommand_has_help(capsys):
-    from w2gn.cli import COMMANDS, build_parser
+    import argparse
 
-    build_parser()
-    for module in COMMANDS:
-        name = module.__name__.rsplit(".", 1)[-1].replace("_", "-")
+    from w2gn.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert {"gaussian", "fit", "transform"} <= set(sub.choices)
+    for name in sub.choices:
         with pytest.raises(SystemExit) as e:
             main([name, "--help"])
-        assert e.value.code == 0
+        assert e.value.code == 0, name
         assert "usage" in capsys.readouterr().out
 
 

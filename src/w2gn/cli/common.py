@@ -68,6 +68,7 @@ def add_runtime_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dtype", default="float32", choices=["float32", "float64"], help="training precision")
     g.add_argument("--seed", type=int, default=0, help="seed of the initialisation and the sampling (default 0)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
+    g.add_argument("--bf16", action="store_true", help="bfloat16 autocast of the training loss (CUDA only; default off)")
 
 
 def add_training_args(p: argparse.ArgumentParser, iterations: int = 5000, batch_size: int = 512,
@@ -85,6 +86,11 @@ def add_training_args(p: argparse.ArgumentParser, iterations: int = 5000, batch_
     g.add_argument("--l1", dest="l1_penalty", type=nonneg_float, default=0.0, help="L1 weight penalty")
     g.add_argument("--pretrain-iterations", type=nonneg_int, default=1000, help="identity pretraining steps")
     g.add_argument("--log-every", type=positive_int, default=100, help="statistics/callback period")
+    g.add_argument("--gradient-mode", choices=["autograd", "analytic"], default="autograd",
+                   help="input-gradients by double backward (autograd, default) or the Dense ICNN's explicit "
+                   "gradient (analytic: the fast step, same result)")
+    g.add_argument("--compile", action="store_true",
+                   help="torch.compile the loss (needs --gradient-mode analytic; compiling takes minutes on a CPU)")
     add_checkpoint_args(p)
 
 
@@ -174,6 +180,9 @@ def training_options(args: argparse.Namespace) -> dict[str, Any]:
         "device": args.device,
         "dtype": args.dtype,
         "progress": not args.quiet,
+        "gradient_mode": getattr(args, "gradient_mode", "autograd"),
+        "autocast_bf16": getattr(args, "bf16", False),
+        "compile": getattr(args, "compile", False),
         **checkpoint_options(args),
     }
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .. import distributed
 from ..io import check_output_path, load_samples
-from ..solvers import get_solver
 from .common import accuracy_options, add_accuracy_args, add_runtime_args, add_training_args, say, training_options
 
 
@@ -14,7 +14,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "fit",
         help="fit an OT map between two sample files",
         description="Fit a Wasserstein-2 optimal transport map from the samples in SOURCE to those in TARGET "
-        "(.npy/.npz/.csv/.txt/.tsv/.pt files, one sample per row) and save it.",
+        "(.npy/.npz/.csv/.txt/.tsv/.pt files, one sample per row) and save it. "
+        "Multi-process: torchrun --nproc_per_node=N -m w2gn fit ... (--batch-size is the global batch).",
     )
     p.add_argument("source", help="file of source samples (rows)")
     p.add_argument("target", help="file of target samples (rows)")
@@ -28,7 +29,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     out = check_output_path(args.output, args.overwrite)
-    solver = get_solver("w2gn", **training_options(args), **accuracy_options(args))  # validates the options before any work
+    ctx0 = distributed.env_context()
+    distributed.make_solver(ctx0, **training_options(args), **accuracy_options(args))  # validates the options before any work
     x = load_samples(args.source)
     y = load_samples(args.target)
     if x.shape[1:] != y.shape[1:]:
@@ -38,9 +40,16 @@ def run(args: argparse.Namespace) -> int:
             f"{args.source} has {x.shape[1]} columns but {args.target} has {y.shape[1]}; "
             "source and target samples must have the same dimension"
         )
-    say(f"fitting w2gn map: {x.shape[0]} source and {y.shape[0]} target samples in dimension {x.shape[1]}", args.quiet)
-    fitted = solver.fit(x, y)
-    fitted.save(out)
-    last = solver.history[-1] if solver.history else {}
-    say(f"saved {out} (W2^2 dual estimate {last.get('w2_dual', float('nan')):.6g})", args.quiet)
+    # under torchrun every rank trains (DDP); only rank 0 talks and writes
+    with distributed.session(args.device) as (ctx, device):
+        quiet = args.quiet or not ctx.is_main
+        procs = f" on {ctx.world_size} processes ({ctx.backend})" if ctx.enabled else ""
+        say(f"fitting w2gn map: {x.shape[0]} source and {y.shape[0]} target samples in dimension {x.shape[1]}{procs}",
+            quiet)
+        solver = distributed.make_solver(ctx, **{**training_options(args), **accuracy_options(args), "device": device})
+        fitted = solver.fit(x, y)
+        if ctx.is_main:
+            fitted.save(out)
+            last = solver.history[-1] if solver.history else {}
+            say(f"saved {out} (W2^2 dual estimate {last.get('w2_dual', float('nan')):.6g})", quiet)
     return 0

@@ -77,24 +77,31 @@ class GaussianPair:
     true OT maps; :attr:`w2_squared` is ``W2^2`` (``E||x - T(x)||^2``, no 1/2 factor).
     """
 
-    def __init__(self, source: Gaussian, target: Gaussian) -> None:
+    def __init__(self, source: Gaussian, target: Gaussian, device: str | torch.device | None = None) -> None:
         if source.dim != target.dim:
             raise ValueError(f"dimension mismatch: {source.dim} vs {target.dim}")
         self.source = source
         self.target = target
         self.dim = source.dim
-        self.A, self.b = bures_map(source.mean64, source.cov64, target.mean64, target.cov64)
-        self.A_inv, self.b_inv = bures_map(target.mean64, target.cov64, source.mean64, source.cov64)
-        self.w2_squared = bures_w2_squared(source.mean64, source.cov64, target.mean64, target.cov64)
+        # the closed form needs D x D square roots: float64 eigh on ``device`` (the fit's, e.g. a GPU)
+        dev = torch.device(device) if device is not None else source.mean64.device
+        mp, sp, mq, sq = (t.to(dev) for t in (source.mean64, source.cov64, target.mean64, target.cov64))
+        self.A, self.b = bures_map(mp, sp, mq, sq)
+        self.A_inv, self.b_inv = bures_map(mq, sq, mp, sp)
+        self.w2_squared = bures_w2_squared(mp, sp, mq, sq)
 
     @classmethod
-    def random(cls, dim: int, seed: int = 0) -> GaussianPair:
-        """The paper's benchmark pair in dimension ``dim``: two random covariances (C.4), zero means."""
+    def random(cls, dim: int, seed: int = 0, device: str | torch.device | None = None) -> GaussianPair:
+        """The paper's benchmark pair in dimension ``dim``: two random covariances (C.4), zero means.
+
+        The covariances are drawn on the CPU (same pair on every machine); the closed-form maps are
+        computed on ``device`` (default CPU).
+        """
         g = torch.Generator().manual_seed(int(seed))
         cov_p = random_covariance(dim, g)
         cov_q = random_covariance(dim, g)
         zero = torch.zeros(dim, dtype=torch.float64)
-        return cls(Gaussian(zero, cov_p), Gaussian(zero.clone(), cov_q))
+        return cls(Gaussian(zero, cov_p), Gaussian(zero.clone(), cov_q), device=device)
 
     def _affine(self, a: torch.Tensor, b: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return (x.to(torch.float64) @ a.T.to(x.device) + b.to(x.device)).to(x.dtype)

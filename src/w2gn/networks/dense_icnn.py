@@ -165,5 +165,6 @@ def _act_derivative(name: str, a: torch.Tensor) -> torch.Tensor:
     if name == "celu":
         return torch.where(a > 0, torch.ones_like(a), torch.exp(torch.clamp(a, max=0.0)))
     if name == "softplus":
-        return torch.sigmoid(a)
+        # torch's softplus is linear above its threshold (20): match it so both gradients agree
+        return torch.where(a > 20.0, torch.ones_like(a), torch.sigmoid(a))
     return (a > 0).to(a.dtype)

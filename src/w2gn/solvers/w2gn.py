@@ -83,6 +83,13 @@ class W2GNConfig(SolverConfig):
     * ``init``: ``"identity"`` (pretrain both maps to the identity, C.1) or ``"linear"``
       (pretrain ``grad psi_theta`` to the OT map between Gaussian fits of P and Q and
       ``grad psi_omega`` to its inverse).
+
+    Speed: ``gradient_mode`` (``"autograd"``: input-gradients by double backward, works for every
+    potential; ``"analytic"``: the explicit gradient of potentials that have ``gradient_analytic``,
+    e.g. :class:`~w2gn.networks.DenseICNN`, so the parameter update needs one plain backward, other
+    potentials fall back to autograd); ``autocast_bf16`` (bfloat16 autocast of the loss, CUDA only,
+    off by default); ``compile`` (``torch.compile`` the loss; needs ``gradient_mode="analytic"``, since
+    compiled graphs do not double-backward; the first step compiles for minutes on a CPU).
     """
 
     hidden: list[int] | None = None
@@ -110,9 +117,18 @@ class W2GNConfig(SolverConfig):
     lr_final_factor: float = 0.01
     ema_decay: float = 0.0
     init: str = "identity"
+    gradient_mode: str = "autograd"
+    autocast_bf16: bool = False
+    compile: bool = False
 
     def validate(self) -> None:
         super().validate()
+        if self.gradient_mode not in ("autograd", "analytic"):
+            raise W2GNUserError(f"gradient_mode must be 'autograd' or 'analytic', got {self.gradient_mode!r}")
+        if self.autocast_bf16 and not str(self.device).startswith("cuda"):
+            raise W2GNUserError("bf16 autocast is for CUDA only; drop --bf16 or use --device cuda")
+        if self.compile and self.gradient_mode != "analytic":
+            raise W2GNUserError("compile needs gradient_mode='analytic' (compiled graphs cannot double-backward)")
         if self.cycle_normalization not in ("coordinate", "sample"):
             raise W2GNUserError(f"cycle_normalization must be 'coordinate' or 'sample', got {self.cycle_normalization!r}")
         if self.correlation_on not in ("theta", "omega"):
@@ -168,6 +184,13 @@ class W2GNSolver(Solver):
         if self.config.cycle_normalization == "coordinate":
             return sq.mean()
         return 0.5 * sq.sum(dim=1).mean()
+
+    def _gradient(self, net: ConvexPotential, x: torch.Tensor) -> torch.Tensor:
+        """``grad psi(x)``, differentiable w.r.t. the parameters, by the configured ``gradient_mode``."""
+        if self.config.gradient_mode == "analytic" and hasattr(net, "gradient_analytic"):
+            if not (net.training and getattr(net, "dropout", 0.0) > 0):  # the analytic form models no dropout
+                return net.gradient_analytic(x)
+        return net.gradient(x, create_graph=True)
 
     def setup(self, p: Sampler, q: Sampler, generator: torch.Generator, potential: ConvexPotential | None = None) -> None:
         """Build psi_theta (or take ``potential``), pretrain it to the identity (C.1), copy it to psi_omega."""
@@ -254,7 +277,7 @@ class W2GNSolver(Solver):
         fwd, bwd = (self.theta, self.omega) if c.correlation_on == "theta" else (self.omega, self.theta)
         if c.correlation_on == "omega":
             x, y = y, x
-        y_inv = bwd.gradient(y, create_graph=True)  # computed once: used by both terms
+        y_inv = self._gradient(bwd, y)  # computed once: used by both terms
         y_inv_sg = y_inv.detach() if c.stop_gradient else y_inv
         if c.refine_steps:
             # a better argmax of the conjugate problem; enters as a constant (stop-gradient)
@@ -266,10 +289,10 @@ class W2GNSolver(Solver):
         zero = torch.zeros((), device=y.device, dtype=y.dtype)
         cyc_y = cyc_x = zero
         if c.cycle_y:
-            cyc_y = self._cycle(fwd.gradient(y_inv, create_graph=True), y)
+            cyc_y = self._cycle(self._gradient(fwd, y_inv), y)
             loss = loss + lam * cyc_y
         if c.cycle_x:
-            cyc_x = self._cycle(bwd.gradient(fwd.gradient(x, create_graph=True), create_graph=True), x)
+            cyc_x = self._cycle(self._gradient(bwd, self._gradient(fwd, x)), x)
             loss = loss + lam * cyc_x
         amort = expec = zero
         if c.refine_steps:
@@ -294,12 +317,20 @@ class W2GNSolver(Solver):
             parts["expectile"] = expec.detach()
         return loss, parts
 
+    def draw(self, p: Sampler, q: Sampler, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """This step's batches ``x ~ P``, ``y ~ Q`` (``batch_size`` each); multi-process training overrides it."""
+        n = self.config.batch_size
+        return p.sample(n, generator), q.sample(n, generator)
+
     def step(self, iteration: int, p: Sampler, q: Sampler, generator: torch.Generator) -> dict[str, torch.Tensor]:
         """Algorithm 1, one iteration: sample, loss (eq. 12), one Adam step on each network, projection."""
         c = self.config
-        x = p.sample(c.batch_size, generator)
-        y = q.sample(c.batch_size, generator)
-        loss, parts = self.loss(x, y)
+        x, y = self.draw(p, q, generator)
+        if c.compile and getattr(self, "_compiled_loss", None) is None:
+            self._compiled_loss = torch.compile(self.loss)
+        loss_fn = self._compiled_loss if c.compile else self.loss
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=c.autocast_bf16):
+            loss, parts = loss_fn(x, y)
         if c.lr_schedule != "constant":
             f = self.lr_factor(iteration)
             for opt in (self.opt_theta, self.opt_omega):

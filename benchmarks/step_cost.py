@@ -1,0 +1,120 @@
+"""Cost of one W2GN training step relative to one forward pass of psi_theta (paper, Appendix C.2).
+
+For each D: the solver's networks (default widths, or ``--widths paper`` = ``[D, D, D/2]``), one
+batch of ``--batch-size`` samples; times (median of ``--repeats`` blocks, plain and fast interleaved
+so that load from other jobs hits both alike):
+
+* ``forward``: ``psi_theta(x)`` without a graph (inference);
+* ``step``: one full :meth:`W2GNSolver.step` (sampling, loss (eq. 12), backward, both Adam steps,
+  convexity projection) with ``gradient_mode="autograd"`` (plain: double backward) and
+  ``"analytic"`` (fast: the Dense ICNN's explicit input-gradient, one backward);
+* with ``--compile``: the fast loss+backward under ``torch.compile`` (compile time reported apart).
+
+    python benchmarks/step_cost.py --dims 16 64 256
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+
+def _timeit(fn, n: int) -> float:
+    t = time.perf_counter()
+    for _ in range(n):
+        fn()
+    return (time.perf_counter() - t) / n
+
+
+def measure(dim: int, args: argparse.Namespace) -> dict:
+    from w2gn import GaussianPair, W2GNSolver
+
+    pair = GaussianPair.random(dim, seed=0)
+    p, q = pair.source, pair.target
+    hidden = [dim, dim, max(dim // 2, 1)] if args.widths == "paper" else None
+    solvers = {}
+    for mode in ("autograd", "analytic"):
+        s = W2GNSolver(iterations=1, pretrain_iterations=0, batch_size=args.batch_size, hidden=hidden, progress=False,
+                       gradient_mode=mode)
+        gen = torch.Generator().manual_seed(0)
+        s.setup(p.to("cpu", torch.float32), q.to("cpu", torch.float32), gen)
+        solvers[mode] = (s, gen)
+    theta = solvers["autograd"][0].theta
+    x = p.sample(args.batch_size, torch.Generator().manual_seed(1))
+    n = args.inner if dim < 256 else max(2, args.inner // 5)
+
+    def fwd():
+        with torch.no_grad():
+            theta(x)
+
+    steps = {m: (lambda s=s, g=g: s.step(0, p, q, g)) for m, (s, g) in solvers.items()}
+    fns = {"forward": fwd, **steps}
+    compile_s = float("nan")
+    if args.compile:
+        s, g = solvers["analytic"]
+        compiled = torch.compile(s.loss)
+
+        def cstep():
+            xb, yb = s.draw(p, q, g)
+            loss, _ = compiled(xb, yb)
+            s.opt_theta.zero_grad(set_to_none=True)
+            s.opt_omega.zero_grad(set_to_none=True)
+            loss.backward()
+            s.opt_theta.step()
+            s.opt_omega.step()
+            s.theta.project()
+            s.omega.project()
+
+        t0 = time.perf_counter()
+        cstep()
+        compile_s = time.perf_counter() - t0
+        fns["compiled"] = cstep
+    for f in fns.values():  # warm-up
+        f()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(args.repeats):
+        for k, f in fns.items():
+            times[k].append(_timeit(f, n if k != "forward" else 3 * n))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    row = {"dim": dim, "hidden": solvers["autograd"][0].theta.hidden, "forward_ms": 1e3 * med["forward"],
+           "plain_ms": 1e3 * med["autograd"], "fast_ms": 1e3 * med["analytic"],
+           "plain_ratio": med["autograd"] / med["forward"], "fast_ratio": med["analytic"] / med["forward"],
+           "plain_it_s": 1 / med["autograd"], "fast_it_s": 1 / med["analytic"]}
+    if args.compile:
+        row.update({"compiled_ms": 1e3 * med["compiled"], "compiled_ratio": med["compiled"] / med["forward"],
+                    "compile_s": compile_s})
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--dims", type=int, nargs="+", default=[16, 64, 256])
+    ap.add_argument("--batch-size", type=int, default=512)
+    ap.add_argument("--widths", choices=["default", "paper"], default="default")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--inner", type=int, default=20, help="steps per timed block (a fifth of it at D >= 256)")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--compile", action="store_true", help="also time the fast step's loss under torch.compile")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    rows = [measure(d, args) for d in args.dims]
+    head = "| D | widths | forward ms | plain step ms | fast step ms | plain step/fwd | fast step/fwd | plain it/s | fast it/s |"
+    sep = "|---|---|---|---|---|---|---|---|---|"
+    if args.compile:
+        head += " compiled step ms | compiled step/fwd | compile s |"
+        sep += "---|---|---|"
+    print(head)
+    print(sep)
+    for r in rows:
+        line = (f"| {r['dim']} | {r['hidden']} | {r['forward_ms']:.2f} | {r['plain_ms']:.1f} | {r['fast_ms']:.1f} | "
+                f"{r['plain_ratio']:.1f} | {r['fast_ratio']:.1f} | {r['plain_it_s']:.1f} | {r['fast_it_s']:.1f} |")
+        if args.compile:
+            line += f" {r['compiled_ms']:.1f} | {r['compiled_ratio']:.1f} | {r['compile_s']:.0f} |"
+        print(line)
+
+
+if __name__ == "__main__":
+    main()

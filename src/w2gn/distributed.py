@@ -1,0 +1,179 @@
+"""Multi-process training of one map: ``torchrun --nproc_per_node=N -m w2gn fit ...``.
+
+Under ``torchrun`` (which sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR/PORT``) every
+process builds the same networks from the same seed and runs the same identity pretraining; both
+potentials are then wrapped together in one :class:`~torch.nn.parallel.DistributedDataParallel`
+(NCCL on GPUs, gloo on CPUs), which starts every rank from rank 0's weights and averages the
+gradients of each step. Each rank draws ``batch_size / world_size`` samples per step from its own
+seed stream (:func:`rank_seed`), so N processes train on a global batch of ``batch_size`` samples:
+the same optimisation as one process on the ranks' batches concatenated (all terms of the loss are
+batch means), only spread out. Since every rank applies the same averaged gradient with the same
+Adam state, the weights and the convexity projection stay identical on all ranks. Only rank 0
+shows the progress bar, runs the callback (its stop decision is broadcast) and writes outputs.
+
+Without ``torchrun`` (or with ``WORLD_SIZE=1``) nothing here changes plain single-process training.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from .distributions import Sampler
+from .errors import W2GNUserError
+from .solvers.base import Callback
+from .solvers.w2gn import W2GNConfig, W2GNSolver
+
+
+@dataclasses.dataclass(frozen=True)
+class DistContext:
+    """Where this process stands in a multi-process run (``world_size == 1``: a plain run)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    backend: str | None = None
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the process that logs, shows progress and writes files."""
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def env_context() -> DistContext:
+    """The rank/world size ``torchrun`` put in the environment (a plain 1-process context without it)."""
+    try:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        rank = int(os.environ.get("RANK", "0"))
+        local = int(os.environ.get("LOCAL_RANK", str(rank)))
+    except ValueError as exc:
+        raise W2GNUserError(f"malformed torchrun environment (RANK/WORLD_SIZE/LOCAL_RANK): {exc}") from exc
+    return DistContext(rank=rank, world_size=world, local_rank=local)
+
+
+def rank_seed(seed: int, rank: int) -> int:
+    """Seed of rank ``rank``'s sampling stream: distinct per rank, reproducible from ``seed``."""
+    return (int(seed) * 1_000_003 + 7_919 * (int(rank) + 1)) % (2**63 - 1)
+
+
+@contextlib.contextmanager
+def session(device: str = "cpu") -> Iterator[tuple[DistContext, str]]:
+    """Join the ``torchrun`` process group if there is one; yield ``(context, this rank's device)``.
+
+    ``device="cuda"`` becomes ``cuda:LOCAL_RANK`` with the NCCL backend; CPU runs use gloo. The
+    process group is destroyed on exit. Without ``torchrun`` this yields a 1-process context and
+    ``device`` unchanged.
+    """
+    ctx = env_context()
+    if not ctx.enabled:
+        yield ctx, device
+        return
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise W2GNUserError("device 'cuda' requested but PyTorch sees no CUDA GPU; use --device cpu")
+        torch.cuda.set_device(ctx.local_rank)
+        device, backend = f"cuda:{ctx.local_rank}", "nccl"
+    else:
+        backend = "gloo"
+    dist.init_process_group(backend=backend)
+    try:
+        yield dataclasses.replace(ctx, backend=backend), device
+    finally:
+        dist.destroy_process_group()
+
+
+class _LossModule(nn.Module):
+    """Both potentials as one module whose forward is the W2GN loss, for DDP to wrap."""
+
+    def __init__(self, solver: DistributedW2GNSolver) -> None:
+        super().__init__()
+        self.theta = solver.theta
+        self.omega = solver.omega
+        self._solver = [solver]  # a list: not registered as a submodule
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor):
+        return W2GNSolver.loss(self._solver[0], x, y)
+
+
+class DistributedW2GNSolver(W2GNSolver):
+    """:class:`~w2gn.solvers.W2GNSolver` trained by ``context.world_size`` processes with DDP.
+
+    ``batch_size`` is the global batch per step and must be divisible by the world size. Use it
+    inside :func:`session`; :func:`make_solver` picks it under ``torchrun``.
+    """
+
+    def __init__(self, config: W2GNConfig | None = None, *, context: DistContext, **overrides: Any) -> None:
+        super().__init__(config, **overrides)
+        self.context = context
+        if self.config.compile:
+            raise W2GNUserError("compile is not supported with several processes yet; drop it under torchrun")
+        if self.config.batch_size % context.world_size:
+            raise W2GNUserError(f"batch size {self.config.batch_size} is not divisible by the {context.world_size} "
+                                "processes; each rank draws batch_size / nproc samples")
+        if getattr(self.config, "resume", False):
+            raise W2GNUserError("--resume is not supported under torchrun yet; resume in one process")
+        if not context.is_main:
+            # rank 0 alone shows progress and writes checkpoints (the weights are the same on every rank)
+            quiet = {"progress": False}
+            if hasattr(self.config, "checkpoint_dir"):
+                quiet["checkpoint_dir"] = None
+            self.config = dataclasses.replace(self.config, **quiet)
+
+    def setup(self, p: Sampler, q: Sampler, generator: torch.Generator, **kwargs: Any) -> None:
+        super().setup(p, q, generator, **kwargs)
+        # DDP broadcasts rank 0's weights: identical starts even if pretraining were not bit-identical
+        dev = next(self.theta.parameters()).device
+        ids = [dev.index] if dev.type == "cuda" else None
+        self.ddp = nn.parallel.DistributedDataParallel(_LossModule(self), device_ids=ids)
+        self.rank_generator = torch.Generator(device=dev).manual_seed(rank_seed(self.config.seed, self.context.rank))
+
+    def draw(self, p: Sampler, q: Sampler, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        n = self.config.batch_size // self.context.world_size
+        return p.sample(n, self.rank_generator), q.sample(n, self.rank_generator)
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor):
+        # through DDP, so that the backward of this loss averages the gradients over the ranks
+        return self.ddp(x, y)
+
+    def step(self, iteration: int, p: Sampler, q: Sampler, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        out = super().step(iteration, p, q, generator)
+        # the statistics (loss included) averaged over ranks: all ranks see the same values, so a
+        # divergence stops every rank at the same iteration instead of leaving peers waiting
+        keys = list(out)
+        stats = torch.stack([out[k].to(torch.float64) for k in keys])
+        dist.all_reduce(stats)
+        stats /= self.context.world_size
+        return dict(zip(keys, stats))
+
+    def run(self, p: Sampler, q: Sampler, gen: torch.Generator, callback: Callback | None = None) -> None:
+        ctx = self.context
+
+        def on_log(iteration, fitted, row) -> bool:
+            stop = bool(callback(iteration, fitted, row)) if (callback is not None and ctx.is_main) else False
+            flag = torch.tensor([1.0 if stop else 0.0], device=next(self.theta.parameters()).device)
+            dist.broadcast(flag, src=0)
+            return bool(flag.item())
+
+        super().run(p, q, gen, on_log)
+
+
+def make_solver(context: DistContext, **options: Any) -> W2GNSolver:
+    """A W2GN solver for this process: distributed under ``torchrun``, plain otherwise."""
+    if context.enabled:
+        return DistributedW2GNSolver(context=context, **options)
+    return W2GNSolver(**options)
+
+
+__all__ = ["DistContext", "DistributedW2GNSolver", "env_context", "make_solver", "rank_seed", "session"]

@@ -1,0 +1,111 @@
+"""Multi-process training: 2 CPU processes with gloo (``w2gn fit`` with the environment torchrun sets)
+against one process on the concatenation of the two ranks' batches."""
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from w2gn import TransportMap, W2GNSolver
+from w2gn.distributed import DistContext, env_context, make_solver, rank_seed
+from w2gn.errors import W2GNUserError
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny networks: OpenMP threads only add synchronisation (and spin on a loaded machine)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+OPTS = {"iterations": 12, "batch_size": 32, "lr": 1e-2, "hidden": [8, 8, 4], "pretrain_iterations": 5, "log_every": 4,
+        "dtype": "float64", "seed": 3, "progress": False}
+
+
+class ConcatenatedRanks(W2GNSolver):
+    """One process that draws, each step, rank 0's and rank 1's batches and trains on both."""
+
+    world = 2
+
+    def draw(self, p, q, generator):
+        if not hasattr(self, "_gens"):
+            self._gens = [torch.Generator().manual_seed(rank_seed(self.config.seed, r)) for r in range(self.world)]
+        n = self.config.batch_size // self.world
+        xs, ys = zip(*[(p.sample(n, g), q.sample(n, g)) for g in self._gens])
+        return torch.cat(xs), torch.cat(ys)
+
+
+def _data(tmp_path: Path):
+    gen = np.random.default_rng(0)
+    x = gen.normal(size=(300, 3))
+    y = gen.normal(size=(300, 3)) @ np.array([[1.5, 0.2, 0.0], [0.0, 0.7, 0.1], [0.0, 0.0, 1.2]]) + 0.5
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    return x, y
+
+
+@pytest.mark.parametrize("mode", ["analytic", pytest.param("autograd", marks=pytest.mark.slow)])
+def test_two_gloo_processes_equal_one_process_on_concatenated_batches(tmp_path, mode):
+    x, y = _data(tmp_path)
+    out = tmp_path / "map.pt"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1] / "src"),
+                                                        os.environ.get("PYTHONPATH", "")]),
+           "OMP_NUM_THREADS": "1"}
+    # the environment torchrun would give each rank (its launcher process adds only start-up time)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cmd = [sys.executable, "-m", "w2gn", "fit", str(tmp_path / "x.npy"), str(tmp_path / "y.npy"), "-o", str(out),
+           "--quiet", "--iterations", "12", "--batch-size", "32", "--lr", "1e-2", "--hidden", "8,8,4",
+           "--pretrain-iterations", "5", "--log-every", "4", "--dtype", "float64", "--seed", "3", "--gradient-mode", mode]
+    procs = [subprocess.Popen(cmd, env={**env, "RANK": str(r), "LOCAL_RANK": str(r), "WORLD_SIZE": "2",
+                                        "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in range(2)]
+    for pr in procs:
+        _, err = pr.communicate(timeout=240)
+        assert pr.returncode == 0, err[-3000:]
+    two = TransportMap.load(out)
+
+    ref = ConcatenatedRanks(**OPTS, gradient_mode=mode).fit(x, y)
+    single_rank = W2GNSolver(**OPTS, gradient_mode=mode).fit(x, y)  # a different batch stream
+    moved = 0.0
+    for name in ("forward_potential", "inverse_potential"):
+        for a, b, c in zip(getattr(two, name).parameters(), getattr(ref, name).parameters(),
+                           getattr(single_rank, name).parameters()):
+            # equal up to float64 round-off (summation order of the all-reduce), which Adam's
+            # normalised steps carry along: 1e-6 is far below the other-stream difference below
+            assert torch.allclose(a, b, rtol=1e-6, atol=1e-6), name
+            moved = max(moved, float((a - c).detach().abs().max()))
+    assert moved > 1e-3  # the comparison can fail: other batches give other weights
+    assert two.info["history"][-1]["loss"] == pytest.approx(ref.info["history"][-1]["loss"], rel=1e-9)
+
+
+def test_env_context_and_plain_fallback(monkeypatch):
+    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(k, raising=False)
+    ctx = env_context()
+    assert ctx == DistContext() and ctx.is_main and not ctx.enabled
+    assert type(make_solver(ctx, iterations=3)) is W2GNSolver
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("RANK", "2")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    ctx = env_context()
+    assert (ctx.rank, ctx.world_size, ctx.local_rank, ctx.is_main) == (2, 4, 0, False)
+    with pytest.raises(W2GNUserError, match="divisible"):
+        make_solver(ctx, batch_size=30)
+    monkeypatch.setenv("RANK", "x")
+    with pytest.raises(W2GNUserError, match="torchrun"):
+        env_context()
+
+
+def test_rank_seeds_differ_and_repeat():
+    seeds = {rank_seed(0, r) for r in range(8)} | {rank_seed(1, r) for r in range(8)}
+    assert len(seeds) == 16
+    assert rank_seed(5, 1) == rank_seed(5, 1)

@@ -1,0 +1,161 @@
+"""The fast training step (analytic input-gradients) against the plain autograd step, and sqrtm_psd."""
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+
+from w2gn import GaussianPair, W2GNSolver
+from w2gn.errors import W2GNUserError
+from w2gn.linalg import sqrtm_psd
+from w2gn.networks import ConvexQuadratic
+from w2gn.networks.base import ConvexPotential
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny networks: OpenMP threads only add synchronisation (and spin on a loaded machine)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _solver(mode: str, dim: int, **kw) -> W2GNSolver:
+    pair = GaussianPair.random(dim, seed=3)
+    s = W2GNSolver(iterations=1, pretrain_iterations=0, progress=False, dtype="float64", gradient_mode=mode,
+                   hidden=[12, 10, 6], **kw)
+    gen = torch.Generator().manual_seed(0)
+    p, q = pair.source.to("cpu", torch.float64), pair.target.to("cpu", torch.float64)
+    s.setup(p, q, gen)
+    # leave the identity-like init so that every activation regime is exercised
+    with torch.no_grad():
+        for net in (s.theta, s.omega):
+            for prm in net.parameters():
+                prm.add_(0.3 * torch.randn(prm.shape, generator=gen, dtype=prm.dtype))
+            net.project()
+    return s
+
+
+@pytest.mark.parametrize("options", [{}, {"cycle_x": True}, {"stop_gradient": False}, {"correlation_on": "omega"},
+                                     {"activation": "softplus", "cycle_x": True, "l1_penalty": 1e-3}])
+def test_analytic_and_autograd_give_same_loss_and_gradients(options):
+    dim = 5
+    plain, fast = _solver("autograd", dim, **options), _solver("analytic", dim, **options)
+    fast.theta.load_state_dict(plain.theta.state_dict())
+    fast.omega.load_state_dict(plain.omega.state_dict())
+    gen = torch.Generator().manual_seed(1)
+    x = 1.5 * torch.randn(64, dim, generator=gen, dtype=torch.float64)
+    y = 1.5 * torch.randn(64, dim, generator=gen, dtype=torch.float64)
+    grads = []
+    losses = []
+    for s in (plain, fast):
+        loss, parts = s.loss(x, y)
+        for net in (s.theta, s.omega):
+            net.zero_grad(set_to_none=True)
+        loss.backward()
+        losses.append((loss.detach(), parts))
+        grads.append([prm.grad.clone() for net in (s.theta, s.omega) for prm in net.parameters()])
+    assert float(abs(losses[0][0] - losses[1][0])) <= 1e-10 * float(abs(losses[0][0])), float(losses[0][0] - losses[1][0])
+    for k in losses[0][1]:
+        assert torch.allclose(losses[0][1][k], losses[1][1][k], rtol=1e-12, atol=1e-12), k
+    assert len(grads[0]) == len(grads[1])
+    for ga, gb in zip(*grads):
+        assert torch.allclose(ga, gb, rtol=1e-10, atol=1e-12)
+    # the check can fail: gradients are not all zero
+    assert max(float(g.abs().max()) for g in grads[0]) > 1e-3
+
+
+def test_analytic_training_matches_autograd_training():
+    dim = 4
+    pair = GaussianPair.random(dim, seed=2)
+    maps = []
+    for mode in ("autograd", "analytic"):
+        s = W2GNSolver(iterations=15, pretrain_iterations=5, batch_size=64, progress=False, dtype="float64",
+                       hidden=[8, 8, 4], gradient_mode=mode, log_every=5)
+        maps.append(s.fit(pair.source, pair.target))
+    for a, b in zip(maps[0].forward_potential.parameters(), maps[1].forward_potential.parameters()):
+        assert torch.allclose(a, b, rtol=1e-9, atol=1e-10)
+
+
+class _QuadOnly(ConvexPotential):
+    """A potential without ``gradient_analytic``: the analytic mode must fall back to autograd."""
+
+    def __init__(self, dim):
+        super().__init__()
+        self.event_shape = (dim,)
+        self.q = ConvexQuadratic(dim, 1, rank=dim)
+
+    def forward(self, x):
+        return self.q(x).squeeze(-1)
+
+    def project(self):
+        pass
+
+    def config(self):
+        return {}
+
+
+def test_analytic_mode_falls_back_for_other_potentials():
+    pair = GaussianPair.random(3, seed=0)
+    s = W2GNSolver(iterations=5, pretrain_iterations=0, batch_size=32, progress=False, gradient_mode="analytic")
+    fitted = s.fit(pair.source, pair.target, potential=_QuadOnly(3))
+    assert np.isfinite(s.history[-1]["loss"])
+    assert fitted.forward(np.zeros((2, 3))).shape == (2, 3)
+
+
+def test_bad_speed_options_are_user_errors():
+    with pytest.raises(W2GNUserError, match="gradient_mode"):
+        W2GNSolver(gradient_mode="fast")
+    with pytest.raises(W2GNUserError, match="CUDA only"):
+        W2GNSolver(autocast_bf16=True, device="cpu")
+    with pytest.raises(W2GNUserError, match="compile needs"):
+        W2GNSolver(compile=True)
+
+
+@pytest.mark.slow  # inductor compiles for minutes on a loaded 2-core CPU
+def test_compiled_loss_trains_like_eager():
+    pair = GaussianPair.random(3, seed=0)
+    maps = []
+    for comp in (False, True):
+        s = W2GNSolver(iterations=6, pretrain_iterations=3, batch_size=32, progress=False, hidden=[8, 8, 4],
+                       gradient_mode="analytic", compile=comp, log_every=3)
+        maps.append(s.fit(pair.source, pair.target))
+    for a, b in zip(maps[0].forward_potential.parameters(), maps[1].forward_potential.parameters()):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("dim", [1, 7, 64])
+def test_sqrtm_psd_matches_scipy(dim):
+    gen = torch.Generator().manual_seed(dim)
+    a = torch.randn(dim, 2 * dim, generator=gen, dtype=torch.float64)
+    cov = a @ a.T / (2 * dim) + 0.1 * torch.eye(dim, dtype=torch.float64)
+    root = sqrtm_psd(cov)
+    ref = scipy.linalg.sqrtm(cov.numpy())
+    assert root.dtype == torch.float64
+    np.testing.assert_allclose(root.numpy(), np.real(ref), rtol=1e-9, atol=1e-10)
+    assert torch.allclose(root @ root, cov, atol=1e-10)
+
+
+@pytest.mark.filterwarnings("ignore::scipy.linalg.LinAlgWarning")
+def test_sqrtm_psd_float32_input_is_computed_in_float64_and_handles_singular():
+    v = torch.tensor([[1.0, 2.0], [2.0, 4.0]], dtype=torch.float32)  # rank 1
+    root = sqrtm_psd(v)
+    assert root.dtype == torch.float64
+    np.testing.assert_allclose(root.numpy(), np.real(scipy.linalg.sqrtm(v.double().numpy())), atol=1e-7)
+
+
+def test_cli_speed_options(tmp_path, capsys):
+    from w2gn.cli import main
+
+    assert main(["gaussian", "--dim", "2", "--bf16", "--out-dir", str(tmp_path)]) == 2
+    assert "CUDA only" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert main(["gaussian", "--dim", "2", "--device", "cuda", "--out-dir", str(tmp_path)]) == 2
+        assert "no CUDA GPU" in capsys.readouterr().err
+    assert main(["gaussian", "--dim", "3", "--iterations", "20", "--pretrain-iterations", "10", "--batch-size", "64",
+                 "--gradient-mode", "analytic", "--eval-samples", "500", "--quiet", "--out-dir", str(tmp_path)]) == 0
+    import json
+
+    rep = json.loads((tmp_path / "gaussian_D3.json").read_text())
+    assert rep["config"]["gradient_mode"] == "analytic" and rep["config"]["autocast_bf16"] is False

@@ -28,9 +28,12 @@ class ConvexPotential(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def project(self) -> None:  # pragma: no cover - abstract
-        """Clamp the constrained weights back to the convex set (in place, no graph)."""
-        raise NotImplementedError
+    @torch.no_grad()
+    def project(self) -> None:
+        """Clamp the constrained weights back to the convex set (in place, no graph): every tensor of
+        :meth:`constrained_parameters` to ``[0, inf)`` (weight clipping, paper C.1)."""
+        for w in self.constrained_parameters():
+            w.clamp_(min=0.0)
 
     def config(self) -> dict[str, Any]:  # pragma: no cover - abstract
         raise NotImplementedError

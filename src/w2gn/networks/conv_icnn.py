@@ -152,11 +152,6 @@ class ConvICNN(ConvexPotential):
     def constrained_parameters(self) -> list[nn.Parameter]:
         return [layer.weight for layer in [*self.convex_convs, *self.convex_dense]]
 
-    @torch.no_grad()
-    def project(self) -> None:
-        for w in self.constrained_parameters():
-            w.clamp_(min=0.0)
-
     def config(self) -> dict[str, Any]:
         return {
             "channels": self.channels,

@@ -144,11 +144,6 @@ class DenseICNN(ConvexPotential):
     def constrained_parameters(self) -> list[nn.Parameter]:
         return [layer.weight for layer in self.convex_layers] + [self.final_layer.weight]
 
-    @torch.no_grad()
-    def project(self) -> None:
-        for w in self.constrained_parameters():
-            w.clamp_(min=0.0)
-
     def config(self) -> dict[str, Any]:
         return {
             "dim": self.dim,

@@ -23,13 +23,6 @@ FIT = ["--iterations", "3", "--batch-size", "8", "--hidden", "4,4", "--pretrain-
 ROOT = os.geteuid() == 0 if hasattr(os, "geteuid") else False
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="module")
 def maps(tmp_path_factory):

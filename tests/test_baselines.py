@@ -18,15 +18,6 @@ from w2gn.solvers.mm2 import negative_weight_penalty
 D64 = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These networks are tiny: a second intra-op thread only adds synchronisation (badly so on a busy machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _batch(n=7, m=5, d=3, seed=0):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, d, generator=g, dtype=D64)

@@ -14,14 +14,6 @@ from w2gn.errors import W2GNUserError
 from w2gn.io.atomic import atomic_path
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """A short run with a checkpoint every 5 of 20 iterations, keeping 3."""

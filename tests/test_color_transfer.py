@@ -15,15 +15,6 @@ from w2gn.io.photos import read_rgb, save_rgb
 from w2gn.networks import DenseICNN
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # the test machine is shared: two threads per process thrash when the cores are busy
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _photo(h, w, seed, tint):
     """A smooth synthetic 'photo': gradients plus noise, tinted."""
     rng = np.random.default_rng(seed)

@@ -5,19 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from w2gn.cli import main
 from w2gn.comparison import PAPER_TABLE1, accuracy_ratios, markdown_report, paper_hidden, time_to_accuracy
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These networks are tiny: a second intra-op thread only adds synchronisation (badly so on a busy machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _curve(points):

@@ -15,16 +15,6 @@ from w2gn import TransportMap, W2GNSolver
 from w2gn.distributed import DistContext, env_context, make_solver, rank_seed
 from w2gn.errors import W2GNUserError
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks: OpenMP threads only add synchronisation (and spin on a loaded machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 OPTS = {"iterations": 12, "batch_size": 32, "lr": 1e-2, "hidden": [8, 8, 4], "pretrain_iterations": 5, "log_every": 4,
         "dtype": "float64", "seed": 3, "progress": False}
 

@@ -15,13 +15,6 @@ from w2gn.errors import DivergenceError, W2GNUserError
 TINY = dict(batch_size=32, hidden=[8, 8], pretrain_iterations=5, log_every=5, progress=False)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def _data(n=200, d=2):
     rng = np.random.default_rng(0)

@@ -12,15 +12,6 @@ from w2gn.networks import ConvexQuadratic
 from w2gn.networks.base import ConvexPotential
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks: OpenMP threads only add synchronisation (and spin on a loaded machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _solver(mode: str, dim: int, **kw) -> W2GNSolver:
     pair = GaussianPair.random(dim, seed=3)
     s = W2GNSolver(iterations=1, pretrain_iterations=0, progress=False, dtype="float64", gradient_mode=mode,

@@ -23,14 +23,6 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 TINY = dict(batch_size=32, hidden=[8, 8], pretrain_iterations=10, log_every=10, progress=False, seed=3)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # two threads on a loaded 2-core machine are several times slower than one; results are per thread count
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def _data(seed: int = 0, n: int = 300, d: int = 2):
     rng = np.random.default_rng(seed)

@@ -13,15 +13,6 @@ from w2gn.distributions import eight_gaussians, grid_gaussians
 from w2gn.errors import W2GNUserError
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # the test machine is shared: two threads per process thrash when the cores are busy
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_mode_coverage_counts_modes_that_receive_mass():
     mix = grid_gaussians(10)
     gen = torch.Generator().manual_seed(0)

@@ -112,6 +112,17 @@ class DenseICNN(ConvexPotential):
         ``grad = sum_k J_{CQ_k}(x)^T g_k + J_{CQ_0}(x)^T delta_0 + beta x`` with
         ``J_CQ^T g = 2 F (P * g) + W^T g`` for ``P = F^T x`` (B.2). Dropout must be inactive.
         """
+        return self._analytic(x, with_value=False)
+
+    def value_and_gradient_analytic(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(psi(x), grad_x psi(x))`` from one forward sweep: shapes ``(N,)`` and ``(N, D)``.
+
+        The training step needs both at the same points (the correlation term and the cycle term of
+        eq. 12 at ``grad psi_omega(y)``); sharing the forward sweep saves one forward pass of psi.
+        """
+        return self._analytic(x, with_value=True)
+
+    def _analytic(self, x: torch.Tensor, with_value: bool):
         if self.training and self.dropout > 0:
             raise RuntimeError("gradient_analytic does not model dropout; call eval() or use dropout=0")
         n = x.shape[0]
@@ -139,7 +150,12 @@ class DenseICNN(ConvexPotential):
             grad = grad + 2.0 * pg @ layer.quadratic_decomposed.T + g @ layer.weight
             if k >= 1:
                 delta = g @ self.convex_layers[k - 1].weight
-        return grad
+        if not with_value:
+            return grad
+        value = self.final_layer(z).squeeze(-1)
+        if self.strong_convexity:
+            value = value + 0.5 * self.strong_convexity * x.square().sum(dim=-1)
+        return value, grad
 
     def constrained_parameters(self) -> list[nn.Parameter]:
         return [layer.weight for layer in self.convex_layers] + [self.final_layer.weight]

@@ -192,6 +192,13 @@ class W2GNSolver(Solver):
                 return net.gradient_analytic(x)
         return net.gradient(x, create_graph=True)
 
+    def _fused(self, net: ConvexPotential) -> bool:
+        """Whether the step can take psi and grad psi at ``grad psi_omega(y)`` from one analytic sweep."""
+        c = self.config
+        return (c.gradient_mode == "analytic" and c.stop_gradient and c.cycle_y and not c.refine_steps
+                and hasattr(net, "value_and_gradient_analytic")
+                and not (net.training and getattr(net, "dropout", 0.0) > 0))
+
     def setup(self, p: Sampler, q: Sampler, generator: torch.Generator, potential: ConvexPotential | None = None) -> None:
         """Build psi_theta (or take ``potential``), pretrain it to the identity (C.1), copy it to psi_omega."""
         c = self.config
@@ -283,13 +290,21 @@ class W2GNSolver(Solver):
             # a better argmax of the conjugate problem; enters as a constant (stop-gradient)
             y_inv_sg = self.refine(fwd, y, y_inv.detach())
         psi_x = fwd(x).mean()
-        psi_y_inv = fwd(y_inv_sg).mean()
+        fwd_at_y_inv = None
+        if self._fused(fwd):
+            # one sweep of psi at grad psi_omega(y) gives the correlation value and the cycle term's
+            # gradient; subtracting <sg(g), y_inv - sg(y_inv)> removes the value's path into omega,
+            # so theta and omega get exactly the gradients of the stop-gradient objective
+            val, fwd_at_y_inv = fwd.value_and_gradient_analytic(y_inv)
+            psi_y_inv = val.mean() - (fwd_at_y_inv.detach() * (y_inv - y_inv_sg)).flatten(1).sum(1).mean()
+        else:
+            psi_y_inv = fwd(y_inv_sg).mean()
         inner = (y_inv_sg * y).flatten(1).sum(1).mean()
         loss = psi_x - psi_y_inv + (0.0 if c.stop_gradient else inner)
         zero = torch.zeros((), device=y.device, dtype=y.dtype)
         cyc_y = cyc_x = zero
         if c.cycle_y:
-            cyc_y = self._cycle(self._gradient(fwd, y_inv), y)
+            cyc_y = self._cycle(fwd_at_y_inv if fwd_at_y_inv is not None else self._gradient(fwd, y_inv), y)
             loss = loss + lam * cyc_y
         if c.cycle_x:
             cyc_x = self._cycle(self._gradient(bwd, self._gradient(fwd, x)), x)

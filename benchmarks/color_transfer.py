@@ -57,7 +57,7 @@ def pot_only(args: argparse.Namespace) -> None:
     import torch
 
     from w2gn.applications.color import palette_distance, sample_pixels
-    from w2gn.io.photos import read_rgb
+    from w2gn.io.images import read_rgb
 
     torch.set_num_threads(args.threads)
     content, palette = read_rgb(args.content), read_rgb(args.palette)

@@ -11,7 +11,7 @@ from PIL import Image
 from w2gn.applications.color import PixelSampler, fit_color_transfer, palette_distance, recolor, sample_pixels
 from w2gn.cli import main
 from w2gn.fitted_map import TransportMap
-from w2gn.io.photos import read_rgb, save_rgb
+from w2gn.io.images import read_rgb, save_rgb
 from w2gn.networks import DenseICNN
 
 
@@ -109,6 +109,12 @@ def test_cli_end_to_end_and_reapply_saved_map(tmp_path, capsys):
     assert main(["color-transfer", str(tmp_path / "c.png"), "--map", str(tmp_path / "m.pt"), "-o",
                  str(tmp_path / "again.png"), "--quiet"]) == 0
     assert np.array_equal(read_rgb(tmp_path / "again.png"), read_rgb(tmp_path / "out.png"))
+    # an existing output is replaced only with --overwrite
+    again = [str(tmp_path / "p.png"), "--map", str(tmp_path / "m.pt"), "-o", str(tmp_path / "again.png"), "--quiet"]
+    assert main(["color-transfer", *again]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main(["color-transfer", *again, "--overwrite"]) == 0
+    assert not np.array_equal(read_rgb(tmp_path / "again.png"), read_rgb(tmp_path / "out.png"))
     assert main(["color-transfer", str(tmp_path / "p.png"), "--map", str(tmp_path / "m.pt"), "--direction", "inverse",
                  "-o", str(tmp_path / "inv_again.png"), "--quiet"]) == 0
     assert np.array_equal(read_rgb(tmp_path / "inv_again.png"), read_rgb(tmp_path / "inv.png"))

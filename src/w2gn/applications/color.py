@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from ..distributions import Sampler
 from ..fitted_map import TransportMap
 from ..io.atomic import atomic_path
-from ..io.photos import full_scale
+from ..io.images import full_scale
 from ..metrics import sliced_wasserstein
 from ..networks import ConvexPotential, DenseICNN
 from ..solvers import W2GNSolver
@@ -95,7 +95,7 @@ def fit_color_transfer(content: np.ndarray, palette: np.ndarray, callback=None, 
     Parameters
     ----------
     content, palette:
-        Integer RGB images ``(H, W, 3)`` (as :func:`w2gn.io.photos.read_rgb` returns); sizes may differ.
+        Integer RGB images ``(H, W, 3)`` (as :func:`w2gn.io.images.read_rgb` returns); sizes may differ.
     callback:
         Passed to :meth:`w2gn.solvers.Solver.fit`.
     options:

@@ -47,7 +47,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _outputs(args: argparse.Namespace) -> list[Path]:
     from ..io.atomic import check_output_path
-    from ..io.photos import IMAGE_FORMATS, same_file
+    from ..io.images import IMAGE_FORMATS, same_file
 
     inputs = [x for x in (args.content, args.palette, args.load_map) if x]
     outs = []
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..applications.color import fit_color_transfer, palette_distance, palette_figure, recolor, sample_pixels
     from ..fitted_map import TransportMap
-    from ..io.photos import read_rgb, save_rgb
+    from ..io.images import read_rgb, save_rgb
     from ..solvers import resolve_device
 
     if args.load_map is None and args.palette is None:
@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     # CPU seconds of this process: on a shared machine wall time also counts the waiting
     report["apply_cpu_seconds"] = time.process_time() - c0
     report["apply_megapixels_per_second"] = content.shape[0] * content.shape[1] / 1e6 / max(report["apply_seconds"], 1e-9)
-    save_rgb(args.output, recolored, quality=args.quality)
+    save_rgb(args.output, recolored, overwrite=args.overwrite, quality=args.quality)
     say(f"wrote {args.output}", args.quiet)
     recolored_palette = None
     if args.inverse_output:
@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
         recolored_palette = recolor(fitted, palette, inverse=True, chunk_pixels=args.chunk_pixels,
                                     progress=not args.quiet, desc="recolour palette")
         report["inverse_apply_seconds"] = time.perf_counter() - t0
-        save_rgb(args.inverse_output, recolored_palette, quality=args.quality)
+        save_rgb(args.inverse_output, recolored_palette, overwrite=args.overwrite, quality=args.quality)
         say(f"wrote {args.inverse_output}", args.quiet)
 
     # palette distances: the number that says the transfer worked (sliced W2 in RGB units of [0, 1])

@@ -2,7 +2,19 @@
 
 from .arrays import SAMPLE_EXTENSIONS, load_samples, save_samples
 from .atomic import atomic_path, atomic_torch_save, check_output_path
-from .images import IMAGE_EXTENSIONS, load_rgb, save_rgb
+from .images import (
+    ALPHA_MODES,
+    IMAGE_EXTENSIONS,
+    IMAGE_FORMATS,
+    MAX_PIXELS,
+    full_scale,
+    load_rgb,
+    read_rgb,
+    same_file,
+    save_rgb,
+    to_uint8,
+)
 
-__all__ = ["SAMPLE_EXTENSIONS", "IMAGE_EXTENSIONS", "load_samples", "save_samples", "load_rgb", "save_rgb",
-           "atomic_path", "atomic_torch_save", "check_output_path"]
+__all__ = ["SAMPLE_EXTENSIONS", "IMAGE_EXTENSIONS", "IMAGE_FORMATS", "ALPHA_MODES", "MAX_PIXELS", "load_samples",
+           "save_samples", "read_rgb", "load_rgb", "save_rgb", "full_scale", "to_uint8", "same_file", "atomic_path",
+           "atomic_torch_save", "check_output_path"]

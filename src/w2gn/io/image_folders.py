@@ -1,6 +1,6 @@
 """Image collections: find image files in folders, decode many to ``uint8`` tensors, write them back atomically.
 
-Single photos as float RGB arrays (with mode conversions) are :mod:`w2gn.io.images`.
+Single photos as integer or float RGB arrays (with mode conversions) are :mod:`w2gn.io.images`.
 
 Pixel convention of the whole library for images: a float tensor ``(C, H, W)`` with values in
 ``[-1, 1]`` (``u8 / 127.5 - 1``); :func:`to_unit` and :func:`to_uint8` convert.

@@ -55,6 +55,24 @@ def test_analytic_and_autograd_give_same_loss_and_gradients(options):
         assert torch.allclose(ga, gb, rtol=1e-10, atol=1e-12)
     # the check can fail: gradients are not all zero
     assert max(float(g.abs().max()) for g in grads[0]) > 1e-3
+    # the default options exercise the fused value-and-gradient sweep, not only the fallback
+    fwd = fast.theta if fast.config.correlation_on == "theta" else fast.omega
+    assert fast._fused(fwd) == (options.get("stop_gradient", True) is True)
+
+
+def test_value_and_gradient_analytic_matches_forward_and_autograd():
+    from w2gn.networks import DenseICNN
+
+    net = DenseICNN(4, [9, 7, 5], rank=2, strong_convexity=0.2, seed=0).double()
+    with torch.no_grad():
+        for prm in net.parameters():
+            prm.add_(0.3 * torch.randn(prm.shape, dtype=prm.dtype, generator=torch.Generator().manual_seed(2)))
+        net.project()
+    x = 2.0 * torch.randn(33, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    val, grad = net.value_and_gradient_analytic(x)
+    assert val.shape == (33,) and grad.shape == (33, 4)
+    torch.testing.assert_close(val, net(x), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(grad, net.gradient(x), rtol=1e-12, atol=1e-12)
 
 
 def test_analytic_training_matches_autograd_training():

@@ -33,6 +33,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     "wide": {"hidden_scale": 2},
     "lr-3e-3": {"lr": 3e-3},
     "combo": {"ema_decay": 0.99, "expectile_weight": 1.0, "refine_inverse_steps": 20},
+    # what ``w2gn fit`` uses by default (chosen from the 900 CPU-s runs in benchmarks/results/accuracy.md)
+    "fit-default": {"ema_decay": 0.99, "gradient_mode": "analytic", "lr": 3e-3, "lr_schedule": "cosine",
+                    "refine_inverse_steps": 20},
     "all": {"refine_steps": 5, "refine_inverse_steps": 20, "expectile_weight": 1.0, "lr_schedule": "cosine",
             "ema_decay": 0.99, "init": "linear"},
 }

@@ -251,8 +251,14 @@ class Checkpointer:
         with atomic_path(self.out_dir / "history.json") as tmp:
             tmp.write_text(json.dumps(self.history, indent=1) + "\n")
 
-    def __call__(self, iteration: int, fitted: TransportMap, stats: dict[str, float]) -> bool:
-        self.history.append(dict(stats))
+    def __call__(self, iteration: int, fitted: TransportMap, stats: dict[str, float],
+                 history: Sequence[dict[str, float]] | None = None) -> bool:
+        """Record ``stats`` and save when due. ``history``: the solver's whole history instead, which
+        a resumed run restores from its checkpoint (this callback's own list starts empty)."""
+        if history is not None:
+            self.history = [dict(r) for r in history]
+        else:
+            self.history.append(dict(stats))
         if iteration % self.every == 0:
             self.save(iteration, fitted)
         return False
@@ -277,6 +283,12 @@ def train_style_transfer(
     ``checkpoint_every`` iterations and at the end. ``prefetch`` batches are cut ahead in a background
     thread (0: none). ``callback(iteration, live_map, stats) -> stop?`` is called every ``log_every``
     steps besides the checkpointing. Returns the fitted map (``info["style"]`` records the crop settings) and the solver.
+
+    Resuming uses the solver's checkpoints (:class:`~w2gn.solvers.SolverConfig`): pass
+    ``checkpoint_dir`` to write them (every ``checkpoint_every`` steps) and, to continue an interrupted run,
+    the same call with ``resume=True``. The checkpoints hold both networks, both Adam states, the
+    random state and the position of the prefetched batch streams, so a resumed run continues
+    exactly as the uninterrupted one (pretraining is not repeated).
     """
     if source.channels != target.channels:
         raise W2GNUserError(
@@ -287,6 +299,9 @@ def train_style_transfer(
         raise W2GNUserError(f"crop sizes differ ({source.crop} vs {target.crop}); use one crop size for both folders")
     net = {k: CPU_DEFAULTS[k] for k in ("features", "linear_depth", "strided_layers", "dense")}
     net.update(network or {})
+    if solver_options.get("checkpoint_dir"):
+        # one period for map.pt, the grids and the solver's training checkpoints
+        solver_options.setdefault("checkpoint_every", checkpoint_every)
     solver = style_solver(**solver_options)
     c = solver.config
     potential = style_potential(source.channels, seed=c.seed, strong_convexity=c.strong_convexity, **net)
@@ -303,7 +318,7 @@ def train_style_transfer(
 
     def on_log(iteration: int, live: TransportMap, stats: dict[str, float]) -> bool:
         if checkpointer is not None:
-            checkpointer(iteration, live, stats)
+            checkpointer(iteration, live, stats, history=solver.history)
         return bool(callback(iteration, live, stats)) if callback is not None else False
 
     p: Any = source

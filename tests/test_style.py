@@ -210,6 +210,21 @@ def test_cycle_error_and_evaluation_against_exact_maps():
     assert m["b_to_a"]["translated"]["sw_small"] < 1e-6
 
 
+def test_evaluation_adds_fid_from_a_feature_extractor():
+    x = torch.rand(6, 3, 8, 8) * 2 - 1
+    seen = []
+
+    def features(imgs):  # mean colour as a 3-d "feature": FID is then a colour-mean + covariance distance
+        seen.append(imgs)
+        return imgs.mean((2, 3)).double().numpy()
+
+    m = evaluate(_scaling_map(0.5, 2.0), x, x.clone(), fid_features=features)
+    assert len(seen) == 4 and all(float(s.min()) >= -0.5 and float(s.max()) <= 1.5 for s in seen)  # [0, 1] + map range
+    assert m["a_to_b"]["untranslated"]["fid"] == pytest.approx(0.0, abs=1e-6)
+    assert m["a_to_b"]["translated"]["fid"] > 1e-3 and m["b_to_a"]["translated"]["fid"] > 1e-3
+    assert "fid" not in evaluate(_scaling_map(0.5, 2.0), x, x)["a_to_b"]["translated"]
+
+
 def test_image_distances_measure_a_colour_shift():
     x = torch.rand(50, 3, 16, 16) * 2 - 1
     d0 = image_distances(x, x)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -146,28 +146,49 @@ def cycle_error(fitted: TransportMap, x: torch.Tensor, inverse: bool = False, ba
     return float((back - x.to(torch.float64)).square().sum(dim=1).mean())
 
 
-def evaluate(fitted: TransportMap, a: torch.Tensor, b: torch.Tensor, batch_size: int = 16, seed: int = 0) -> dict[str, Any]:
+def evaluate(fitted: TransportMap, a: torch.Tensor, b: torch.Tensor, batch_size: int = 16, seed: int = 0,
+             fid_features: Callable[[torch.Tensor], Any] | None = None) -> dict[str, Any]:
     """Quantitative checks of a style map on crops ``a`` ``(N, C, h, w)`` of A and ``b`` of B.
 
     Per direction: the cycle error per pixel (:func:`cycle_error`) and the image distances
     (:func:`~w2gn.metrics.images.image_distances`) from the translated images to the other set,
     beside the same distances for the untranslated images. Translation helps where
     ``translated < untranslated``.
+
+    ``fid_features``: a feature extractor for images in ``[0, 1]`` (e.g.
+    :class:`~w2gn.metrics.fid.InceptionFeatures`); with it every distance set also gets ``"fid"``
+    (:func:`~w2gn.metrics.fid.fid_from_features`). FID is biased upwards at small sample sizes:
+    compare translated with untranslated only (same sizes).
     """
     ta = fitted.forward_potential.map(a, batch_size).cpu()
     tb = fitted.inverse_potential.map(b, batch_size).cpu() if fitted.inverse_potential is not None else None
+    feats: dict[str, Any] = {}
+    if fid_features is not None:
+        # features of each set once; the map's output may leave [-1, 1], the extractor clamps to [0, 1]
+        for name, imgs in (("a", a), ("b", b), ("ta", ta), ("tb", tb)):
+            if imgs is not None:
+                feats[name] = fid_features((imgs.detach().cpu().float() + 1.0) / 2.0)
+
+    def distances(x: torch.Tensor, y: torch.Tensor, fx: str, fy: str) -> dict[str, float]:
+        d = image_distances(x, y, seed=seed)
+        if feats:
+            from ..metrics.fid import fid_from_features
+
+            d["fid"] = fid_from_features(feats[fx], feats[fy])
+        return d
+
     res: dict[str, Any] = {
         "a_to_b": {
             "cycle_error_per_pixel": cycle_error(fitted, a, False, batch_size),
-            "translated": image_distances(ta, b, seed=seed),
-            "untranslated": image_distances(a, b, seed=seed),
+            "translated": distances(ta, b, "ta", "b"),
+            "untranslated": distances(a, b, "a", "b"),
         }
     }
     if tb is not None:
         res["b_to_a"] = {
             "cycle_error_per_pixel": cycle_error(fitted, b, True, batch_size),
-            "translated": image_distances(tb, a, seed=seed),
-            "untranslated": image_distances(b, a, seed=seed),
+            "translated": distances(tb, a, "tb", "a"),
+            "untranslated": distances(b, a, "b", "a"),
         }
     return res
 

@@ -95,6 +95,19 @@ def test_sampler_is_repeatable_and_prefetch_serves_the_same_stream():
         assert p1.sample(3).shape == (3, 3, 12, 12)  # other sizes: served directly
 
 
+def test_prefetch_stream_continues_after_a_saved_position():
+    imgs = [torch.randint(0, 256, (3, 30, 30), dtype=torch.uint8) for _ in range(5)]
+    s = ImageCropSampler(imgs, crop=12)
+    with PrefetchSampler(s, 4, depth=2, seed=9) as whole:
+        stream = [whole.sample(4) for _ in range(5)]
+        assert whole.state_dict() == {"batches": 5}
+    assert not torch.equal(stream[0], stream[1])
+    with PrefetchSampler(s, 4, depth=2, seed=9) as resumed:
+        resumed.sample(4)  # batches cut ahead by the thread are dropped by load_state_dict
+        resumed.load_state_dict({"batches": 3})
+        assert torch.equal(resumed.sample(4), stream[3]) and torch.equal(resumed.sample(4), stream[4])
+
+
 def test_loader_errors_are_clear(tmp_path):
     with pytest.raises(W2GNUserError, match="is not a folder"):
         list_images(tmp_path / "missing")
@@ -166,6 +179,25 @@ def test_pretraining_fits_the_identity_and_copies_the_pretrained_network_to_the_
     assert err < 0.5 * err0
 
 
+def test_resumed_style_training_equals_the_uninterrupted_run(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    a = ImageCropSampler([torch.randint(0, 120, (3, 20, 20), dtype=torch.uint8, generator=g) for _ in range(3)], crop=12)
+    b = ImageCropSampler([torch.randint(100, 256, (3, 20, 20), dtype=torch.uint8, generator=g) for _ in range(3)], crop=12)
+    opts = dict(network={"features": 4, "strided_layers": 3}, prefetch=2, grid_size=2, pretrain_iterations=3, batch_size=2,
+                lr=1e-2, log_every=1, progress=False, checkpoint_every=3)
+    whole, _ = train_style_transfer(a, b, tmp_path / "whole", iterations=6, checkpoint_dir=tmp_path / "c1", **opts)
+    train_style_transfer(a, b, tmp_path / "part", iterations=3, checkpoint_dir=tmp_path / "c2", **opts)
+    resumed, solver = train_style_transfer(a, b, tmp_path / "part", iterations=6, checkpoint_dir=tmp_path / "c2",
+                                           resume=True, **opts)
+    assert solver.resumed_from is not None and solver.iteration == 6
+    for net_w, net_r in ((whole.forward_potential, resumed.forward_potential),
+                         (whole.inverse_potential, resumed.inverse_potential)):
+        sw, sr = net_w.state_dict(), net_r.state_dict()
+        assert all(torch.equal(sw[k], sr[k]) for k in sw)  # same batches, Adam states and steps
+    history = json.loads((tmp_path / "part" / "history.json").read_text())
+    assert [int(r["iteration"]) for r in history] == [1, 2, 3, 4, 5, 6]
+
+
 def test_cycle_error_and_evaluation_against_exact_maps():
     x = torch.rand(6, 3, 10, 10) * 2 - 1
     exact = _scaling_map(0.5, 2.0)  # grad psi_omega undoes grad psi_theta
@@ -176,6 +208,21 @@ def test_cycle_error_and_evaluation_against_exact_maps():
     m = evaluate(exact, x, 0.5 * x)
     assert m["a_to_b"]["translated"]["sw_pixels"] < 1e-6 < m["a_to_b"]["untranslated"]["sw_pixels"]
     assert m["b_to_a"]["translated"]["sw_small"] < 1e-6
+
+
+def test_evaluation_adds_fid_from_a_feature_extractor():
+    x = torch.rand(6, 3, 8, 8) * 2 - 1
+    seen = []
+
+    def features(imgs):  # mean colour as a 3-d "feature": FID is then a colour-mean + covariance distance
+        seen.append(imgs)
+        return imgs.mean((2, 3)).double().numpy()
+
+    m = evaluate(_scaling_map(0.5, 2.0), x, x.clone(), fid_features=features)
+    assert len(seen) == 4 and all(float(s.min()) >= -0.5 and float(s.max()) <= 1.5 for s in seen)  # [0, 1] + map range
+    assert m["a_to_b"]["untranslated"]["fid"] == pytest.approx(0.0, abs=1e-6)
+    assert m["a_to_b"]["translated"]["fid"] > 1e-3 and m["b_to_a"]["translated"]["fid"] > 1e-3
+    assert "fid" not in evaluate(_scaling_map(0.5, 2.0), x, x)["a_to_b"]["translated"]
 
 
 def test_image_distances_measure_a_colour_shift():
@@ -232,6 +279,12 @@ def test_style_transfer_command_trains_saves_and_applies(tmp_path, capsys):
     assert fitted.info["style"]["crop"] == 12 and fitted.info["iterations"] == 2
     # refuses to overwrite a run; applies to whole images of another size
     assert main(args) == 2 and "already holds a map.pt" in capsys.readouterr().err
+    # continues from the training checkpoint to a longer run
+    assert (run / "checkpoints").is_dir()
+    assert main([*args[:args.index("--iterations")], "--iterations", "3", *args[args.index("--iterations") + 2:],
+                 "--resume"]) == 0
+    assert TransportMap.load(run / "map.pt").info["iterations"] == 3
+    assert len(json.loads((run / "history.json").read_text())) == 3
     assert main(["style-apply", str(run / "map.pt"), str(a / "im0.png"), "-o", str(tmp_path / "out"), "--cycle", "--quiet"]) == 0
     assert Image.open(tmp_path / "out" / "im0.png").size == (24, 20)
     assert (tmp_path / "out" / "im0_cycle.png").is_file()

@@ -140,6 +140,9 @@ def capture(solver: Solver, generator: torch.Generator | None, p: Sampler | None
         "history": [dict(r) for r in solver.history],
         "loop": dict(solver.loop_state()),
         "extra": grab(solver.extra_state()),
+        # samplers with a position of their own (e.g. a prefetched batch stream) continue from it on resume
+        "samplers": {role: dict(s.state_dict()) for role, s in (("source", p), ("target", q))
+                     if s is not None and hasattr(s, "state_dict")},
         "context": run_context(),
         "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
@@ -176,6 +179,15 @@ def restore(solver: Solver, state: dict[str, Any], generator: torch.Generator | 
     solver.load_loop_state(state.get("loop", {}))
     solver.load_extra_state(state.get("extra", {}))
     set_rng_state(state["rng"], generator)
+
+
+def restore_samplers(state: dict[str, Any], p: Sampler, q: Sampler) -> None:
+    """Put samplers that keep a position (``state_dict``/``load_state_dict``, e.g.
+    :class:`~w2gn.distributions.images.PrefetchSampler`) back where :func:`capture` found them."""
+    saved = state.get("samplers") or {}
+    for role, s in (("source", p), ("target", q)):
+        if role in saved and hasattr(s, "load_state_dict"):
+            s.load_state_dict(saved[role])
 
 
 def check_resumable(state: dict[str, Any], solver: Solver, p: Sampler, q: Sampler, source: str, force: bool = False) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -146,28 +146,49 @@ def cycle_error(fitted: TransportMap, x: torch.Tensor, inverse: bool = False, ba
     return float((back - x.to(torch.float64)).square().sum(dim=1).mean())
 
 
-def evaluate(fitted: TransportMap, a: torch.Tensor, b: torch.Tensor, batch_size: int = 16, seed: int = 0) -> dict[str, Any]:
+def evaluate(fitted: TransportMap, a: torch.Tensor, b: torch.Tensor, batch_size: int = 16, seed: int = 0,
+             fid_features: Callable[[torch.Tensor], Any] | None = None) -> dict[str, Any]:
     """Quantitative checks of a style map on crops ``a`` ``(N, C, h, w)`` of A and ``b`` of B.
 
     Per direction: the cycle error per pixel (:func:`cycle_error`) and the image distances
     (:func:`~w2gn.metrics.images.image_distances`) from the translated images to the other set,
     beside the same distances for the untranslated images. Translation helps where
     ``translated < untranslated``.
+
+    ``fid_features``: a feature extractor for images in ``[0, 1]`` (e.g.
+    :class:`~w2gn.metrics.fid.InceptionFeatures`); with it every distance set also gets ``"fid"``
+    (:func:`~w2gn.metrics.fid.fid_from_features`). FID is biased upwards at small sample sizes:
+    compare translated with untranslated only (same sizes).
     """
     ta = fitted.forward_potential.map(a, batch_size).cpu()
     tb = fitted.inverse_potential.map(b, batch_size).cpu() if fitted.inverse_potential is not None else None
+    feats: dict[str, Any] = {}
+    if fid_features is not None:
+        # features of each set once; the map's output may leave [-1, 1], the extractor clamps to [0, 1]
+        for name, imgs in (("a", a), ("b", b), ("ta", ta), ("tb", tb)):
+            if imgs is not None:
+                feats[name] = fid_features((imgs.detach().cpu().float() + 1.0) / 2.0)
+
+    def distances(x: torch.Tensor, y: torch.Tensor, fx: str, fy: str) -> dict[str, float]:
+        d = image_distances(x, y, seed=seed)
+        if feats:
+            from ..metrics.fid import fid_from_features
+
+            d["fid"] = fid_from_features(feats[fx], feats[fy])
+        return d
+
     res: dict[str, Any] = {
         "a_to_b": {
             "cycle_error_per_pixel": cycle_error(fitted, a, False, batch_size),
-            "translated": image_distances(ta, b, seed=seed),
-            "untranslated": image_distances(a, b, seed=seed),
+            "translated": distances(ta, b, "ta", "b"),
+            "untranslated": distances(a, b, "a", "b"),
         }
     }
     if tb is not None:
         res["b_to_a"] = {
             "cycle_error_per_pixel": cycle_error(fitted, b, True, batch_size),
-            "translated": image_distances(tb, a, seed=seed),
-            "untranslated": image_distances(b, a, seed=seed),
+            "translated": distances(tb, a, "tb", "a"),
+            "untranslated": distances(b, a, "b", "a"),
         }
     return res
 
@@ -251,8 +272,14 @@ class Checkpointer:
         with atomic_path(self.out_dir / "history.json") as tmp:
             tmp.write_text(json.dumps(self.history, indent=1) + "\n")
 
-    def __call__(self, iteration: int, fitted: TransportMap, stats: dict[str, float]) -> bool:
-        self.history.append(dict(stats))
+    def __call__(self, iteration: int, fitted: TransportMap, stats: dict[str, float],
+                 history: Sequence[dict[str, float]] | None = None) -> bool:
+        """Record ``stats`` and save when due. ``history``: the solver's whole history instead, which
+        a resumed run restores from its checkpoint (this callback's own list starts empty)."""
+        if history is not None:
+            self.history = [dict(r) for r in history]
+        else:
+            self.history.append(dict(stats))
         if iteration % self.every == 0:
             self.save(iteration, fitted)
         return False
@@ -277,6 +304,12 @@ def train_style_transfer(
     ``checkpoint_every`` iterations and at the end. ``prefetch`` batches are cut ahead in a background
     thread (0: none). ``callback(iteration, live_map, stats) -> stop?`` is called every ``log_every``
     steps besides the checkpointing. Returns the fitted map (``info["style"]`` records the crop settings) and the solver.
+
+    Resuming uses the solver's checkpoints (:class:`~w2gn.solvers.SolverConfig`): pass
+    ``checkpoint_dir`` to write them (every ``checkpoint_every`` steps) and, to continue an interrupted run,
+    the same call with ``resume=True``. The checkpoints hold both networks, both Adam states, the
+    random state and the position of the prefetched batch streams, so a resumed run continues
+    exactly as the uninterrupted one (pretraining is not repeated).
     """
     if source.channels != target.channels:
         raise W2GNUserError(
@@ -287,6 +320,9 @@ def train_style_transfer(
         raise W2GNUserError(f"crop sizes differ ({source.crop} vs {target.crop}); use one crop size for both folders")
     net = {k: CPU_DEFAULTS[k] for k in ("features", "linear_depth", "strided_layers", "dense")}
     net.update(network or {})
+    if solver_options.get("checkpoint_dir"):
+        # one period for map.pt, the grids and the solver's training checkpoints
+        solver_options.setdefault("checkpoint_every", checkpoint_every)
     solver = style_solver(**solver_options)
     c = solver.config
     potential = style_potential(source.channels, seed=c.seed, strong_convexity=c.strong_convexity, **net)
@@ -303,7 +339,7 @@ def train_style_transfer(
 
     def on_log(iteration: int, live: TransportMap, stats: dict[str, float]) -> bool:
         if checkpointer is not None:
-            checkpointer(iteration, live, stats)
+            checkpointer(iteration, live, stats, history=solver.history)
         return bool(callback(iteration, live, stats)) if callback is not None else False
 
     p: Any = source

@@ -70,6 +70,15 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--log-every", type=positive_int, default=50, help="statistics period (default 50)")
     t.add_argument("--checkpoint-every", type=positive_int, default=250, help="save map.pt + grid every N steps (250)")
     t.add_argument("--grid-size", type=nonneg_int, default=6, help="crops per row of the sample grids (default 6; 0 = no grids)")
+    # the solver's checkpoint/resume options (RELIABILITY.md), written every --checkpoint-every steps
+    r = p.add_argument_group("training checkpoints and resuming")
+    r.add_argument("--checkpoint-dir", default=None,
+                   help="folder for training checkpoints, written with map.pt (default OUTPUT_DIR/checkpoints)")
+    r.add_argument("--keep-checkpoints", type=positive_int, default=3, help="how many checkpoints to keep (default 3)")
+    r.add_argument("--no-checkpoints", action="store_true", help="write no training checkpoints (map.pt still)")
+    r.add_argument("--resume", action="store_true",
+                   help="continue from the newest valid checkpoint (fresh start if none); e.g. with a larger --iterations")
+    r.add_argument("--force-resume", action="store_true", help="resume even if the data or options differ")
     from .common import add_runtime_args
 
     add_runtime_args(p)
@@ -126,8 +135,15 @@ def run_train(args: argparse.Namespace) -> int:
     out = Path(args.output_dir)
     if out.exists() and not out.is_dir():
         raise W2GNUserError(f"{out}: exists and is not a folder; choose another --output-dir")
-    if (out / "map.pt").exists() and not args.overwrite:
-        raise W2GNUserError(f"{out}: already holds a map.pt; pass --overwrite or choose another --output-dir")
+    if args.resume and args.no_checkpoints:
+        raise W2GNUserError("--resume needs checkpoints; drop --no-checkpoints")
+    if (out / "map.pt").exists() and not (args.overwrite or args.resume):
+        raise W2GNUserError(f"{out}: already holds a map.pt; pass --overwrite, --resume or choose another --output-dir")
+    checkpoints = {
+        "checkpoint_dir": None if args.no_checkpoints else str(args.checkpoint_dir or out / "checkpoints"),
+        "keep_checkpoints": args.keep_checkpoints,
+        "resume": bool(args.resume), "force_resume": args.force_resume, "overwrite_checkpoints": bool(args.overwrite),
+    }
     out.mkdir(parents=True, exist_ok=True)
     augment = {"rotation": math.radians(args.rotation), "flip": not args.no_flip, "noise": args.noise}
     load = {"crop": s["crop"], "channels": args.channels, "load_size": s["load_size"], "workers": args.workers,
@@ -146,8 +162,10 @@ def run_train(args: argparse.Namespace) -> int:
     fitted, solver = train_style_transfer(
         a, b, out, network=network, checkpoint_every=args.checkpoint_every, grid_size=args.grid_size,
         prefetch=args.prefetch, seed=args.seed, device=str(device), dtype=args.dtype, log_every=args.log_every,
-        progress=not args.quiet, **solver_opts,
+        progress=not args.quiet, **solver_opts, **checkpoints,
     )
+    if solver.resumed_from:
+        say(f"resumed from {solver.resumed_from}", args.quiet)
     # final metrics on plain (unaugmented) crops, of held-out folders when given
     ea = ImageCropSampler.from_folder(args.test_a, **load) if args.test_a else a
     eb = ImageCropSampler.from_folder(args.test_b, **load) if args.test_b else b

@@ -195,13 +195,22 @@ class ImageCropSampler(Sampler):
                 "crop": self.crop, "rotation": self.rotation, "flip": self.flip, "noise": self.noise}
 
 
+def _batch_seed(seed: int, index: int) -> int:
+    """Seed of batch ``index`` of a :class:`PrefetchSampler` stream seeded with ``seed``."""
+    # distinct for every (seed, index) with index < 2**32, and inside the 64-bit seed range
+    return (int(seed) % 2**31) * 2**32 + int(index) % 2**32
+
+
 class PrefetchSampler(Sampler):
     """Draws batches of ``batch_size`` from ``sampler`` in a background thread, ``depth`` ahead.
 
     PyTorch releases the GIL inside its kernels, so the next batches are cut while the training
-    step runs. The thread has its own generator seeded with ``seed``, so the batch stream is
-    repeatable; requests of another size are served directly with the caller's generator.
-    Call :meth:`close` (or use it as a context manager) to stop the thread.
+    step runs. Batch ``k`` of the stream is drawn with a generator seeded from ``(seed, k)``, so
+    the stream is repeatable and can restart at any batch: :meth:`state_dict` records how many
+    batches were served and :meth:`load_state_dict` continues after them (a resumed training run
+    then sees the batches the uninterrupted run would have seen). Requests of another size are
+    served directly with the caller's generator and do not count. Call :meth:`close` (or use it as
+    a context manager) to stop the thread.
     """
 
     def __init__(self, sampler: Sampler, batch_size: int, depth: int = 2, seed: int = 0) -> None:
@@ -215,20 +224,35 @@ class PrefetchSampler(Sampler):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
+        #: batches of ``batch_size`` handed out so far (the position in the stream)
+        self.served = 0
 
     def _moved(self) -> None:
         self.close()
         self.base.to(self.device, self.dtype)
 
+    def state_dict(self) -> dict[str, int]:
+        """The position in the batch stream (saved in training checkpoints)."""
+        return {"batches": int(self.served)}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Continue the stream after ``state["batches"]`` batches (drops the batches cut ahead)."""
+        self.close()
+        self.served = int(state.get("batches", 0))
+
     def _start(self) -> None:
         self._stop.clear()
         self._queue = queue.Queue(maxsize=self.depth)
-        gen = torch.Generator(device=self.device).manual_seed(self.seed)
+        gen = torch.Generator(device=self.device)
+        first = self.served
 
         def work(q: queue.Queue, stop: threading.Event) -> None:
             try:
+                index = first
                 while not stop.is_set():
+                    gen.manual_seed(_batch_seed(self.seed, index))
                     batch = self.base.sample(self.batch_size, gen)
+                    index += 1
                     while not stop.is_set():
                         try:
                             q.put(batch, timeout=0.1)
@@ -251,6 +275,7 @@ class PrefetchSampler(Sampler):
         batch = self._queue.get()
         if batch is None:
             raise self._error  # type: ignore[misc]
+        self.served += 1
         return batch
 
     def close(self) -> None:

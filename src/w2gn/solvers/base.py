@@ -257,6 +257,7 @@ class Solver(ABC):
             finally:
                 self.config = full
             ckpt.restore(self, state, gen, str(path))
+            ckpt.restore_samplers(state, p, q)
             if float(state["config"].get("lr", c.lr)) != float(c.lr):
                 for opt in self.optimizers().values():  # the user asked for another learning rate
                     for group in opt.param_groups:
@@ -336,6 +337,7 @@ class Solver(ABC):
                     raise
                 log = list(self.restart_log)  # restore() rewinds the loop counters to the snapshot's
                 ckpt.restore(self, good, gen, "last good state")
+                ckpt.restore_samplers(good, p, q)
                 self.restart_log = log
                 factor = self.config.restart_lr_factor
                 lrs = []

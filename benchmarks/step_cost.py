@@ -11,6 +11,7 @@ so that load from other jobs hits both alike):
 * with ``--compile``: the fast loss+backward under ``torch.compile`` (compile time reported apart).
 
     python benchmarks/step_cost.py --dims 16 64 256
+    python benchmarks/step_cost.py --dims 16 64 256 1024 --device cuda --bf16
 """
 
 from __future__ import annotations
@@ -22,10 +23,18 @@ import time
 import torch
 
 
-def _timeit(fn, n: int) -> float:
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
+
+
+def _timeit(fn, n: int, device: str = "cpu") -> float:
+    # CUDA kernels run asynchronously: wait for the queue before starting and stopping the clock
+    _sync(device)
     t = time.perf_counter()
     for _ in range(n):
         fn()
+    _sync(device)
     return (time.perf_counter() - t) / n
 
 
@@ -33,21 +42,24 @@ def measure(dim: int, args: argparse.Namespace) -> dict:
     from w2gn import GaussianPair, W2GNSolver
 
     pair = GaussianPair.random(dim, seed=0)
-    p, q = pair.source, pair.target
+    dev = args.device
+    p, q = pair.source.to(dev, torch.float32), pair.target.to(dev, torch.float32)
     hidden = [dim, dim, max(dim // 2, 1)] if args.widths == "paper" else None
     solvers = {}
     variants = {"autograd": {"gradient_mode": "autograd"}, "analytic": {"gradient_mode": "analytic"}}
     if args.compile:
         # the solver's own compile option: the fast loss under torch.compile, same step otherwise
         variants["compiled"] = {"gradient_mode": "analytic", "compile": True}
+    if args.bf16:
+        variants["bf16"] = {"gradient_mode": "analytic", "autocast_bf16": True}
     for name, opts in variants.items():
         s = W2GNSolver(iterations=1, pretrain_iterations=0, batch_size=args.batch_size, hidden=hidden, progress=False,
-                       **opts)
-        gen = torch.Generator().manual_seed(0)
-        s.setup(p.to("cpu", torch.float32), q.to("cpu", torch.float32), gen)
+                       device=dev, **opts)
+        gen = torch.Generator(device=dev).manual_seed(0)
+        s.setup(p, q, gen)
         solvers[name] = (s, gen)
     theta = solvers["autograd"][0].theta
-    x = p.sample(args.batch_size, torch.Generator().manual_seed(1))
+    x = p.sample(args.batch_size, torch.Generator(device=dev).manual_seed(1))
     n = args.inner if dim < 256 else max(2, args.inner // 5)
 
     def fwd():
@@ -66,7 +78,7 @@ def measure(dim: int, args: argparse.Namespace) -> dict:
     times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(args.repeats):
         for k, f in fns.items():
-            times[k].append(_timeit(f, n if k != "forward" else 3 * n))
+            times[k].append(_timeit(f, n if k != "forward" else 3 * n, dev))
     med = {k: statistics.median(v) for k, v in times.items()}
     row = {"dim": dim, "hidden": solvers["autograd"][0].theta.hidden, "forward_ms": 1e3 * med["forward"],
            "plain_ms": 1e3 * med["autograd"], "fast_ms": 1e3 * med["analytic"],
@@ -75,6 +87,8 @@ def measure(dim: int, args: argparse.Namespace) -> dict:
     if args.compile:
         row.update({"compiled_ms": 1e3 * med["compiled"], "compiled_ratio": med["compiled"] / med["forward"],
                     "compile_s": compile_s})
+    if args.bf16:
+        row.update({"bf16_ms": 1e3 * med["bf16"], "bf16_ratio": med["bf16"] / med["forward"]})
     return row
 
 
@@ -87,6 +101,8 @@ def main() -> None:
     ap.add_argument("--inner", type=int, default=20, help="steps per timed block (a fifth of it at D >= 256)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--compile", action="store_true", help="also time the fast step's loss under torch.compile")
+    ap.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    ap.add_argument("--bf16", action="store_true", help="also time the fast step under bf16 autocast (CUDA only)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     rows = [measure(d, args) for d in args.dims]
@@ -95,6 +111,9 @@ def main() -> None:
     if args.compile:
         head += " compiled step ms | compiled step/fwd | compile s |"
         sep += "---|---|---|"
+    if args.bf16:
+        head += " bf16 step ms | bf16 step/fwd |"
+        sep += "---|---|"
     print(head)
     print(sep)
     for r in rows:
@@ -102,6 +121,8 @@ def main() -> None:
                 f"{r['plain_ratio']:.1f} | {r['fast_ratio']:.1f} | {r['plain_it_s']:.1f} | {r['fast_it_s']:.1f} |")
         if args.compile:
             line += f" {r['compiled_ms']:.1f} | {r['compiled_ratio']:.1f} | {r['compile_s']:.0f} |"
+        if args.bf16:
+            line += f" {r['bf16_ms']:.2f} | {r['bf16_ratio']:.1f} |"
         print(line)
 
 

@@ -17,9 +17,10 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_fit_on_cuda_beats_identity_and_round_trips_to_cpu(tmp_path, dtype):
     pair = GaussianPair.random(4, seed=0)
+    # drawn before the fit: fit moves the samplers to the GPU (in place, Sampler.to)
+    x = pair.source.sample(4000, torch.Generator().manual_seed(1))
     fitted = W2GNSolver(iterations=400, pretrain_iterations=200, batch_size=256, progress=False, device="cuda",
                         dtype=dtype, gradient_mode="analytic").fit(pair.source, pair.target)
-    x = pair.source.sample(4000, torch.Generator().manual_seed(1))
     ident = l2_uvp(x, pair.forward_map(x), pair.target.variance)
     got = l2_uvp(torch.as_tensor(fitted.forward(x.numpy())), pair.forward_map(x), pair.target.variance)
     assert got < 0.2 * ident, (got, ident)
@@ -49,11 +50,11 @@ def test_analytic_and_autograd_agree_on_cuda():
 
 def test_bf16_autocast_step_trains_on_cuda():
     pair = GaussianPair.random(8, seed=1)
+    x = pair.source.sample(2000, torch.Generator().manual_seed(2))
     s = W2GNSolver(iterations=200, pretrain_iterations=100, batch_size=256, progress=False, device="cuda",
                    gradient_mode="analytic", autocast_bf16=True, log_every=50)
     fitted = s.fit(pair.source, pair.target)
     assert all(np.isfinite(h["loss"]) for h in s.history)
-    x = pair.source.sample(2000, torch.Generator().manual_seed(2))
     got = l2_uvp(torch.as_tensor(fitted.forward(x.numpy())), pair.forward_map(x), pair.target.variance)
     assert got < 0.5 * l2_uvp(x, pair.forward_map(x), pair.target.variance)
 
@@ -66,7 +67,7 @@ def test_conv_icnn_step_on_cuda_keeps_weights_projected():
     fitted = solver.fit(imgs, imgs.flip(1))
     for net in (fitted.forward_potential, fitted.inverse_potential):
         for p in net.constrained_parameters():
-            assert p.device.type == "cuda" and float(p.min()) >= 0.0
+            assert p.device.type == "cuda" and float(p.detach().min()) >= 0.0
 
 
 def test_gaussian_cli_on_cuda(tmp_path):

@@ -55,7 +55,7 @@ def test_two_gloo_processes_equal_one_process_on_concatenated_batches(tmp_path, 
     cmd = [sys.executable, "-m", "w2gn", "fit", str(tmp_path / "x.npy"), str(tmp_path / "y.npy"), "-o", str(out),
            "--quiet", "--iterations", "12", "--batch-size", "32", "--lr", "1e-2", "--hidden", "8,8,4",
            "--pretrain-iterations", "5", "--log-every", "4", "--dtype", "float64", "--seed", "3", "--gradient-mode", mode,
-           "--ema-decay", "0"]  # the reference below trains the plain algorithm (no weight averaging)
+           "--ema-decay", "0", "--lr-schedule", "constant"]  # the reference below trains the plain algorithm
     procs = [subprocess.Popen(cmd, env={**env, "RANK": str(r), "LOCAL_RANK": str(r), "WORLD_SIZE": "2",
                                         "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)},
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in range(2)]

@@ -72,12 +72,16 @@ def add_runtime_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_training_args(p: argparse.ArgumentParser, iterations: int = 5000, batch_size: int = 512,
-                      lr: float = 1e-3, lambda_cycle: float | None = None) -> None:
-    """The W2GN hyper-parameters that a user tunes most often."""
+                      lr: float | None = 1e-3, lambda_cycle: float | None = None,
+                      gradient_mode: str = "autograd") -> None:
+    """The W2GN hyper-parameters that a user tunes most often (``lr=None``: chosen by dimension, see
+    :func:`~w2gn.solvers.default_lr`; the command must then call :func:`resolve_lr` once it knows D)."""
     g = p.add_argument_group("training")
     g.add_argument("--iterations", type=positive_int, default=iterations, help=f"training steps (default {iterations})")
     g.add_argument("--batch-size", type=positive_int, default=batch_size, help=f"samples per step (default {batch_size})")
-    g.add_argument("--lr", type=positive_float, default=lr, help=f"Adam learning rate (default {lr})")
+    lr_help = (f"default {lr}" if lr is not None else
+               "default by dimension D: 3e-3 for D <= 16, 1e-3 for D <= 128, 3e-4 above")
+    g.add_argument("--lr", type=positive_float, default=lr, help=f"Adam learning rate ({lr_help})")
     g.add_argument("--lambda", dest="lambda_cycle", type=nonneg_float, default=lambda_cycle,
                    help="cycle regulariser weight (per-coordinate normalisation; default min(D, 50))")
     g.add_argument("--hidden", type=int_list, default=None, help="Dense ICNN widths h0,h1,...  (default ~2D)")
@@ -86,9 +90,9 @@ def add_training_args(p: argparse.ArgumentParser, iterations: int = 5000, batch_
     g.add_argument("--l1", dest="l1_penalty", type=nonneg_float, default=0.0, help="L1 weight penalty")
     g.add_argument("--pretrain-iterations", type=nonneg_int, default=1000, help="identity pretraining steps")
     g.add_argument("--log-every", type=positive_int, default=100, help="statistics/callback period")
-    g.add_argument("--gradient-mode", choices=["autograd", "analytic"], default="autograd",
-                   help="input-gradients by double backward (autograd, default) or the Dense ICNN's explicit "
-                   "gradient (analytic: the fast step, same result)")
+    g.add_argument("--gradient-mode", choices=["autograd", "analytic"], default=gradient_mode,
+                   help="input-gradients by double backward (autograd) or the Dense ICNN's explicit gradient "
+                   f"(analytic: the fast step, same result; default {gradient_mode})")
     g.add_argument("--compile", action="store_true",
                    help="torch.compile the loss (needs --gradient-mode analytic; compiling takes minutes on a CPU)")
     add_checkpoint_args(p)
@@ -163,12 +167,20 @@ def checkpoint_options(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def resolve_lr(args: argparse.Namespace, dim: int) -> None:
+    """Fill in ``args.lr`` from :func:`~w2gn.solvers.default_lr` when the user gave none."""
+    if args.lr is None:
+        from ..solvers import default_lr
+
+        args.lr = default_lr(dim)
+
+
 def training_options(args: argparse.Namespace) -> dict[str, Any]:
     """The :class:`~w2gn.solvers.W2GNConfig` keyword arguments from parsed CLI options."""
     return {
         "iterations": args.iterations,
         "batch_size": args.batch_size,
-        "lr": args.lr,
+        "lr": args.lr if args.lr is not None else 1e-3,  # placeholder until resolve_lr knows D
         "lambda_cycle": args.lambda_cycle,
         "hidden": args.hidden,
         "rank": args.rank,
@@ -203,12 +215,14 @@ def say(msg: str, quiet: bool = False) -> None:
 
 
 #: ``w2gn fit``'s defaults for the accuracy options of :class:`~w2gn.solvers.W2GNConfig`
-#: (chosen from the ablation in benchmarks/results/accuracy.md)
+#: (chosen from the measurements in benchmarks/results/accuracy.md; preset "fit-default")
 ACCURACY_DEFAULTS: dict[str, Any] = {
-    "refine_steps": 0,
-    "refine_inverse_steps": 0,
+    "refine_steps": 0,  # costs ~40 % of the steps in a fixed budget and lost at every D
+    # 20 L-BFGS steps from grad psi_omega(y) at inference: the inverse then inverts grad psi_theta
+    "refine_inverse_steps": 20,
     "expectile_weight": 0.0,
-    "lr_schedule": "constant",
+    # cosine decay over --iterations: with it, 900 CPU-s fits reached the issue's targets at D = 8, 16
+    "lr_schedule": "cosine",
     # EMA 0.99 beat the paper's algorithm at D = 2, 4, 8, 16 in the 60 CPU-s runs, forward and inverse
     "ema_decay": 0.99,
     "init": "identity",

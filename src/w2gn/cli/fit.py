@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 from .. import distributed
 from ..io import check_output_path, load_samples
-from .common import accuracy_options, add_accuracy_args, add_runtime_args, add_training_args, say, training_options
+from .common import (
+    accuracy_options,
+    add_accuracy_args,
+    add_runtime_args,
+    add_training_args,
+    resolve_lr,
+    say,
+    training_options,
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -21,7 +30,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("target", help="file of target samples (rows)")
     p.add_argument("-o", "--output", default="map.pt", help="where to save the fitted map (default map.pt)")
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
-    add_training_args(p)
+    # the fast analytic step and a learning rate by dimension (benchmarks/results/accuracy.md)
+    add_training_args(p, lr=None, gradient_mode="analytic")
     add_accuracy_args(p)
     add_runtime_args(p)
     p.set_defaults(func=run)
@@ -40,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
             f"{args.source} has {x.shape[1]} columns but {args.target} has {y.shape[1]}; "
             "source and target samples must have the same dimension"
         )
+    resolve_lr(args, int(math.prod(x.shape[1:])))
     # under torchrun every rank trains (DDP); only rank 0 talks and writes
     with distributed.session(args.device) as (ctx, device):
         quiet = args.quiet or not ctx.is_main

@@ -11,7 +11,7 @@ from .lsot import LSOTConfig, LSOTSolver
 from .mm1 import MM1Config, MM1Solver
 from .mm2 import MM2Config, MM2Solver
 from .pretrain import pretrain_identity
-from .w2gn import W2GNConfig, W2GNSolver, default_hidden
+from .w2gn import W2GNConfig, W2GNSolver, default_hidden, default_lr
 
 #: method name -> solver class (the baselines register themselves here too)
 SOLVERS: dict[str, type[Solver]] = {"w2gn": W2GNSolver, "lsot": LSOTSolver, "mm1": MM1Solver, "mm2": MM2Solver}
@@ -40,6 +40,7 @@ __all__ = [
     "SOLVERS",
     "get_solver",
     "default_hidden",
+    "default_lr",
     "pretrain_identity",
     "resolve_device",
     "resolve_dtype",

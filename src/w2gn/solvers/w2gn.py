@@ -46,6 +46,20 @@ def default_hidden(dim: int) -> list[int]:
     return [h, h, max(32, h // 2)]
 
 
+def default_lr(dim: int) -> float:
+    """``w2gn fit``'s Adam learning rate for dimension ``D`` (the Python API keeps the paper's 1e-3).
+
+    Measured (benchmarks/results/accuracy.md, speed_and_scale.md): 3e-3 beat 1e-3 on the fitted
+    benchmark pairs at D <= 16; 1e-3 reached 0.73 % L2-UVP on the D = 128 Gaussian; at D = 256-1024
+    1e-3 stalled near the identity's error while 3e-4 (D = 256, 512) and 1e-4 (D = 1024) learned.
+    """
+    if dim <= 16:
+        return 3e-3
+    if dim <= 128:
+        return 1e-3
+    return 3e-4
+
+
 @dataclasses.dataclass
 class W2GNConfig(SolverConfig):
     """Hyper-parameters of :class:`W2GNSolver` (defaults: Appendix C.1/C.4 where they apply).

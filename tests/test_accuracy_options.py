@@ -170,3 +170,24 @@ def test_fit_cli_defaults_to_weight_averaging():
 
     args = build_parser().parse_args(["fit", "a.npy", "b.npy"])
     assert args.ema_decay == 0.99 and args.refine_steps == 0 and args.init == "identity"
+
+
+def test_fit_default_preset_matches_the_fit_command_defaults():
+    """The benchmark's "fit-default" method is what `w2gn fit` trains with (so its table measures the command)."""
+    import argparse
+
+    from w2gn.benchmarks.runner import method_options
+    from w2gn.cli.common import ACCURACY_DEFAULTS, add_accuracy_args, add_training_args
+    from w2gn.solvers import default_lr
+
+    p = argparse.ArgumentParser()
+    add_training_args(p, lr=None, gradient_mode="analytic")
+    add_accuracy_args(p)
+    args = p.parse_args([])
+    for dim in (2, 16, 64, 256):
+        opts = method_options("fit-default", dim)
+        assert opts["lr"] == default_lr(dim)
+        assert opts["gradient_mode"] == args.gradient_mode
+        for k, v in ACCURACY_DEFAULTS.items():
+            assert opts.get(k, v) == v, k
+    assert default_lr(2) > default_lr(64) > default_lr(512)

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from ..errors import W2GNUserError
-from ..solvers import SOLVERS, W2GNConfig, W2GNSolver, default_hidden
+from ..solvers import SOLVERS, W2GNConfig, W2GNSolver, default_hidden, default_lr
 from .pairs import BenchmarkPair
 
 #: named W2GN configurations: option overrides of :class:`~w2gn.solvers.W2GNConfig`. ``"paper"`` is
@@ -34,7 +34,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "lr-3e-3": {"lr": 3e-3},
     "combo": {"ema_decay": 0.99, "expectile_weight": 1.0, "refine_inverse_steps": 20},
     # what ``w2gn fit`` uses by default (chosen from the 900 CPU-s runs in benchmarks/results/accuracy.md)
-    "fit-default": {"ema_decay": 0.99, "gradient_mode": "analytic", "lr": 3e-3, "lr_schedule": "cosine",
+    # ("lr": "auto" = w2gn.solvers.default_lr(D), as the command does)
+    "fit-default": {"ema_decay": 0.99, "gradient_mode": "analytic", "lr": "auto", "lr_schedule": "cosine",
                     "refine_inverse_steps": 20},
     "all": {"refine_steps": 5, "refine_inverse_steps": 20, "expectile_weight": 1.0, "lr_schedule": "cosine",
             "ema_decay": 0.99, "init": "linear"},
@@ -48,6 +49,8 @@ def method_options(method: str, dim: int) -> dict[str, Any] | None:
             return None
         raise W2GNUserError(f"unknown method {method!r}; choose presets {', '.join(PRESETS)} or solvers {', '.join(SOLVERS)}")
     opts = dict(PRESETS[method])
+    if opts.get("lr") == "auto":
+        opts["lr"] = default_lr(dim)
     scale = opts.pop("hidden_scale", None)
     if scale:
         opts["hidden"] = [int(h * scale) for h in default_hidden(dim)]

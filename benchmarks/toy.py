@@ -43,6 +43,7 @@ def main() -> None:
                       progress=False)
         toy_figure(res, out / f"toy_{name}.png")
         (out / f"toy_{name}.json").write_text(json.dumps({"target": name, "metrics": res.metrics}, indent=2))
+        res.fitted.save(out / f"toy_{name}_map.pt")  # re-evaluate later without refitting
         m = res.metrics
         print(f"{name}: {json.dumps(m)}", flush=True)
         rows.append((name, m))
@@ -50,7 +51,8 @@ def main() -> None:
     print("| target | iterations | W2(T#P,Q) | W2(P,Q) | W2 floor (Q vs Q) | W2(T^-1#Q,P) | SW2(T#P,Q) | SW2(P,Q) | modes | s |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name, m in rows:
-        modes = f"{m['modes_covered_count']}/{m['modes_total']}" if "modes_total" in m else "-"
+        modes = (f"{m['modes_covered_count']}/{m['modes_total']} (strict {m.get('modes_covered_strict_count', '?')})"
+                 if "modes_total" in m else "-")
         print(f"| {name} | {m['iterations']} | {m['w2_forward']:.3f} | {m['w2_identity']:.3f} | {m['w2_q_vs_q']:.3f} | "
               f"{m['w2_inverse']:.3f} | {m['sw2_forward']:.3f} | {m['sw2_identity']:.3f} | {modes} | {m['seconds']:.0f} |")
 

@@ -52,6 +52,7 @@ def test_cli_short_run_writes_figure_and_numbers(tmp_path, capsys):
     m = rep["metrics"]
     assert rep["snapshots"] == [20, 40, 100]
     assert m["modes_total"] == 8 and 0 <= m["modes_covered"] <= 1
+    assert 0 <= m["modes_covered_strict_count"] <= m["modes_covered_count"]
     # even a short run moves N(0, I) towards the mixture, in exact sample W2
     assert m["w2_forward"] < 0.95 * m["w2_identity"]
     assert m["sw2_forward"] < 0.85 * m["sw2_identity"]

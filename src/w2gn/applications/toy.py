@@ -130,6 +130,8 @@ def evaluate_toy(fitted: TransportMap, target: Sampler, x: torch.Tensor, y: torc
     }
     if isinstance(target, GaussianMixture):
         m.update(mode_coverage(tx, target))
+        # the strict count: a mode "receives mass" only with half its expected share on it
+        m["modes_covered_strict_count"] = mode_coverage(tx, target, min_share=0.5)["modes_covered_count"]
     return m
 
 

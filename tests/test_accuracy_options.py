@@ -3,6 +3,7 @@
 import copy
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -191,3 +192,39 @@ def test_fit_default_preset_matches_the_fit_command_defaults():
         for k, v in ACCURACY_DEFAULTS.items():
             assert opts.get(k, v) == v, k
     assert default_lr(2) > default_lr(64) > default_lr(512)
+
+
+def test_time_budget_stops_training_and_ends_the_cosine_schedule_there():
+    from w2gn import GaussianPair
+    from w2gn.solvers import TimeBudget
+
+    pair = GaussianPair.random(2, seed=0)
+    solver = W2GNSolver(iterations=10**6, pretrain_iterations=20, batch_size=64, hidden=[16, 16, 8], log_every=10,
+                        lr_schedule="cosine", progress=False)
+    solver.fit(pair.source, pair.target, callback=TimeBudget(solver, 1.0))
+    assert 10 <= solver.iteration < 10**6
+    assert solver.history[-1]["seconds"] >= 1.0 and solver.history[-2]["seconds"] < 1.0
+    # re-aimed at the budget: the schedule's horizon is near the last step, so the rate has decayed
+    assert solver.config.iterations <= 2 * solver.iteration
+    assert solver.lr_factor(solver.iteration) < 0.5
+    with pytest.raises(W2GNUserError, match="> 0 seconds"):
+        TimeBudget(solver, 0)
+
+
+def test_fit_cli_time_budget_and_its_refusal_under_torchrun(tmp_path, monkeypatch, capsys):
+    from w2gn.cli import build_parser, main
+
+    assert build_parser().parse_args(["fit", "a.npy", "b.npy"]).iterations == 60000
+    x = np.random.default_rng(0).normal(size=(200, 2))
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", 2 * x + 1)
+    out = tmp_path / "m.pt"
+    assert main(["fit", str(tmp_path / "x.npy"), str(tmp_path / "y.npy"), "-o", str(out), "--time-budget", "1",
+                 "--hidden", "8,8", "--pretrain-iterations", "10", "--log-every", "10", "--quiet"]) == 0
+    its = TransportMap.load(out).info["iterations"]
+    assert 10 <= its < 60000
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    assert main(["fit", str(tmp_path / "x.npy"), str(tmp_path / "y.npy"), "-o", str(tmp_path / "n.pt"),
+                 "--time-budget", "1", "--quiet"]) == 2
+    assert "not available under torchrun" in capsys.readouterr().err

@@ -6,6 +6,7 @@ from typing import Any
 
 from ..errors import W2GNUserError
 from .base import Callback, Solver, SolverConfig, resolve_device, resolve_dtype
+from .budget import TimeBudget
 from .icnn_config import PotentialConfig
 from .lsot import LSOTConfig, LSOTSolver
 from .mm1 import MM1Config, MM1Solver
@@ -38,6 +39,7 @@ __all__ = [
     "MM2Config",
     "MM2Solver",
     "SOLVERS",
+    "TimeBudget",
     "get_solver",
     "default_hidden",
     "default_lr",

@@ -51,7 +51,8 @@ def default_lr(dim: int) -> float:
 
     Measured (benchmarks/results/accuracy.md, speed_and_scale.md): 3e-3 beat 1e-3 on the fitted
     benchmark pairs at D <= 16; 1e-3 reached 0.73 % L2-UVP on the D = 128 Gaussian; at D = 256-1024
-    1e-3 stalled near the identity's error while 3e-4 (D = 256, 512) and 1e-4 (D = 1024) learned.
+    1e-3 stalled near the identity's error while 3e-4 (D = 256, 512) and 1e-4 (D = 1024) learned
+    (3e-4 itself was not tried at D = 1024).
     """
     if dim <= 16:
         return 3e-3

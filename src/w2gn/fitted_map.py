@@ -165,7 +165,7 @@ class TransportMap:
                 res = solve_conjugate_newton(self.forward_potential, b, x0=x0, max_iter=steps, tol=0.0)
             else:
                 res = solve_conjugate(self.forward_potential, b, x0=x0, max_iter=steps, tol=0.0)
-            outs.append(res.x.to(y.device, y.dtype))
+            outs.append(_keep_improved_rows(self.forward_potential, b, x0, res.x).to(y.device, y.dtype))
         return torch.cat(outs)
 
     def _solve(self, y: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -340,3 +340,19 @@ class TransportMap:
             "numerical conjugate" if self.forward_potential is not None else "none")
         fwd = type(self._forward_module).__name__
         return f"TransportMap(method={self.method!r}, forward={fwd}, inverse={inv}, event_shape={self.event_shape})"
+
+
+def _keep_improved_rows(potential: ConvexPotential, y: torch.Tensor, x0: torch.Tensor, x: torch.Tensor,
+                        factor: float = 0.5) -> torch.Tensor:
+    """Per row, the refined ``x`` where it at least halves the residual ``||grad psi(.) - y||`` of the
+    amortised ``x0``, else ``x0``.
+
+    For ``y`` outside the range of ``grad psi`` the conjugate problem has no maximiser (a nearly affine
+    ICNN grows linearly far from the data) and the solver walks off towards infinity while the
+    residual barely shrinks; a refinement must never make the inverse worse than the network it starts from.
+    """
+    with torch.no_grad():
+        r0 = (potential.map(x0) - y).flatten(1).norm(dim=1)
+        r = (potential.map(x) - y).flatten(1).norm(dim=1)
+        ok = torch.isfinite(r) & torch.isfinite(x.flatten(1)).all(dim=1) & (r <= factor * r0)
+    return torch.where(ok.view(-1, *([1] * (x.dim() - 1))), x, x0)

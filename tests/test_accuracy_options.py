@@ -246,6 +246,11 @@ def test_time_budget_stops_training_and_ends_the_cosine_schedule_there():
     assert solver.lr_factor(solver.iteration) < 0.5
     with pytest.raises(W2GNUserError, match="> 0 seconds"):
         TimeBudget(solver, 0)
+    # a run shorter than its budget ends at its iteration count (the budget never extends it)
+    short = W2GNSolver(iterations=10, pretrain_iterations=0, batch_size=32, hidden=[8, 8], log_every=100,
+                       lr_schedule="cosine", progress=False)
+    short.fit(pair.source, pair.target, callback=TimeBudget(short, 600.0))
+    assert short.iteration == 10
 
 
 def test_fit_cli_time_budget_and_its_refusal_under_torchrun(tmp_path, monkeypatch, capsys):

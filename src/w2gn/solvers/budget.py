@@ -33,6 +33,7 @@ class TimeBudget:
         spent = float(row["seconds"])
         rate = iteration / max(spent, 1e-9)
         horizon = iteration + int(rate * max(0.0, self.seconds - spent))
-        self.solver.config.iterations = max(iteration + 1, min(self.max_iterations, horizon))
+        # never past max_iterations: at the last planned step the horizon must not move on
+        self.solver.config.iterations = min(self.max_iterations, max(iteration + 1, horizon))
         stop = bool(self.then(iteration, fitted, row)) if self.then is not None else False
         return stop or spent >= self.seconds

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from ..errors import W2GNUserError
-from ..solvers import SOLVERS, W2GNConfig, W2GNSolver, default_hidden, default_lr
+from ..solvers import SOLVERS, TimeBudget, W2GNConfig, W2GNSolver, default_hidden, default_lr
 from .pairs import BenchmarkPair
 
 #: named W2GN configurations: option overrides of :class:`~w2gn.solvers.W2GNConfig`. ``"paper"`` is
@@ -104,6 +104,7 @@ def run_fit(pair: BenchmarkPair, method: str = "paper", budget_s: float = 60.0, 
     else:
         solver = W2GNSolver(W2GNConfig(**{**base, **opts, **overrides}))
     curve: list[dict[str, float]] = []
+    budget = TimeBudget(solver, budget_s, max_iterations=int(max_iterations))
     start = now()
     spent_eval = 0.0
 
@@ -114,11 +115,7 @@ def run_fit(pair: BenchmarkPair, method: str = "paper", budget_s: float = 60.0, 
         scores = pair.evaluate(live, n=curve_samples)
         curve.append({"iteration": float(iteration), "seconds": train_s, **scores})
         spent_eval += now() - t0
-        rate = iteration / max(train_s, 1e-9)
-        # horizon = what the remaining budget allows at the measured speed (for schedules)
-        horizon = iteration + int(rate * max(0.0, budget_s - train_s))
-        solver.config.iterations = max(iteration + 1, min(int(max_iterations), horizon))
-        return train_s >= budget_s
+        return budget.aim(iteration, train_s)  # also re-aims the schedule's horizon at the budget
 
     fitted = solver.fit(pair.source, pair.target, callback=callback)
     train_seconds = now() - start - spent_eval

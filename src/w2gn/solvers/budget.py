@@ -30,10 +30,15 @@ class TimeBudget:
         self.then = then
 
     def __call__(self, iteration: int, fitted: Any, row: dict[str, float]) -> bool:
-        spent = float(row["seconds"])
+        stop = bool(self.then(iteration, fitted, row)) if self.then is not None else False
+        return self.aim(iteration, float(row["seconds"])) or stop
+
+    def aim(self, iteration: int, spent: float) -> bool:
+        """Re-aim the horizon after ``spent`` seconds at ``iteration``; True once the budget is used up.
+
+        For callers that measure time themselves (e.g. excluding their own evaluations)."""
         rate = iteration / max(spent, 1e-9)
         horizon = iteration + int(rate * max(0.0, self.seconds - spent))
         # never past max_iterations: at the last planned step the horizon must not move on
         self.solver.config.iterations = min(self.max_iterations, max(iteration + 1, horizon))
-        stop = bool(self.then(iteration, fitted, row)) if self.then is not None else False
-        return stop or spent >= self.seconds
+        return spent >= self.seconds

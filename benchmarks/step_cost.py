@@ -8,7 +8,11 @@ so that load from other jobs hits both alike):
 * ``step``: one full :meth:`W2GNSolver.step` (sampling, loss (eq. 12), backward, both Adam steps,
   convexity projection) with ``gradient_mode="autograd"`` (plain: double backward) and
   ``"analytic"`` (fast: the Dense ICNN's explicit input-gradient, one backward);
-* with ``--compile``: the fast loss+backward under ``torch.compile`` (compile time reported apart).
+* with ``--compile``: the fast loss+backward under ``torch.compile`` (compile time reported apart);
+* ``FLOPs step/fwd``: matrix-multiply FLOPs of one step ÷ those of one forward pass, counted by
+  dispatching every aten op through ``torch.utils.flop_counter``'s formulas. It is the time ratio a
+  step would have if every matmul ran at the forward pass's speed, so it bounds what any schedule or
+  kernel tuning can reach without removing work from the objective.
 
     python benchmarks/step_cost.py --dims 16 64 256
     python benchmarks/step_cost.py --dims 16 64 256 1024 --device cuda --bf16
@@ -21,6 +25,38 @@ import statistics
 import time
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_map
+from torch.utils.flop_counter import flop_registry
+
+
+class _MatmulFlops(TorchDispatchMode):
+    """Counts FLOPs of the ops torch's flop counter knows (mm, addmm, bmm, convolutions...).
+
+    ``FlopCounterMode`` itself cannot be used here: its module hooks refuse ``autograd.grad``, which
+    the plain step calls.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flops = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        formula = flop_registry.get(func._overloadpacket)
+        if formula is not None:
+            def shape(t):
+                return t.shape if isinstance(t, torch.Tensor) else t
+
+            self.flops += formula(*tree_map(shape, args), **tree_map(shape, kwargs), out_val=tree_map(shape, out))
+        return out
+
+
+def _count_flops(fn) -> int:
+    with _MatmulFlops() as counter:
+        fn()
+    return counter.flops
 
 
 def _sync(device: str) -> None:
@@ -75,6 +111,7 @@ def measure(dim: int, args: argparse.Namespace) -> dict:
         compile_s = time.perf_counter() - t0
     for f in fns.values():  # warm-up
         f()
+    flops = {k: _count_flops(fns[k]) for k in ("forward", "autograd", "analytic")}
     times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(args.repeats):
         for k, f in fns.items():
@@ -83,7 +120,9 @@ def measure(dim: int, args: argparse.Namespace) -> dict:
     row = {"dim": dim, "hidden": solvers["autograd"][0].theta.hidden, "forward_ms": 1e3 * med["forward"],
            "plain_ms": 1e3 * med["autograd"], "fast_ms": 1e3 * med["analytic"],
            "plain_ratio": med["autograd"] / med["forward"], "fast_ratio": med["analytic"] / med["forward"],
-           "plain_it_s": 1 / med["autograd"], "fast_it_s": 1 / med["analytic"]}
+           "plain_it_s": 1 / med["autograd"], "fast_it_s": 1 / med["analytic"],
+           "plain_flop_ratio": flops["autograd"] / flops["forward"],
+           "fast_flop_ratio": flops["analytic"] / flops["forward"]}
     if args.compile:
         row.update({"compiled_ms": 1e3 * med["compiled"], "compiled_ratio": med["compiled"] / med["forward"],
                     "compile_s": compile_s})
@@ -107,7 +146,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     rows = [measure(d, args) for d in args.dims]
     head = "| D | widths | forward ms | plain step ms | fast step ms | plain step/fwd | fast step/fwd | plain it/s | fast it/s |"
-    sep = "|---|---|---|---|---|---|---|---|---|"
+    head += " FLOPs plain/fwd | FLOPs fast/fwd |"
+    sep = "|---|---|---|---|---|---|---|---|---|---|---|"
     if args.compile:
         head += " compiled step ms | compiled step/fwd | compile s |"
         sep += "---|---|---|"
@@ -118,7 +158,8 @@ def main() -> None:
     print(sep)
     for r in rows:
         line = (f"| {r['dim']} | {r['hidden']} | {r['forward_ms']:.2f} | {r['plain_ms']:.1f} | {r['fast_ms']:.1f} | "
-                f"{r['plain_ratio']:.1f} | {r['fast_ratio']:.1f} | {r['plain_it_s']:.1f} | {r['fast_it_s']:.1f} |")
+                f"{r['plain_ratio']:.1f} | {r['fast_ratio']:.1f} | {r['plain_it_s']:.1f} | {r['fast_it_s']:.1f} | "
+                f"{r['plain_flop_ratio']:.1f} | {r['fast_flop_ratio']:.1f} |")
         if args.compile:
             line += f" {r['compiled_ms']:.1f} | {r['compiled_ratio']:.1f} | {r['compile_s']:.0f} |"
         if args.bf16:

@@ -60,7 +60,8 @@ def run_one(args: argparse.Namespace, dim: int) -> dict:
     solver = W2GNSolver(iterations=args.iterations, batch_size=args.batch_size, lr=args.lr, hidden=hidden,
                         gradient_mode=args.gradient_mode, pretrain_iterations=args.pretrain_iterations,
                         log_every=args.log_every, device=args.device, dtype=args.dtype, progress=False, seed=0,
-                        lr_schedule=args.lr_schedule, ema_decay=args.ema_decay)
+                        lr_schedule=args.lr_schedule, ema_decay=args.ema_decay, refine_steps=args.refine_steps,
+                        refine_method=args.refine_method, refine_inverse_steps=args.refine_inverse_steps)
     t_start[0] = now()
     wall0 = time.perf_counter()
     fitted = solver.fit(pair.source, pair.target, callback=track)
@@ -83,6 +84,8 @@ def run_one(args: argparse.Namespace, dim: int) -> dict:
             "best_forward": min(r["l2_uvp_forward"] for r in curve), "paper": PAPER_W2GN.get(dim),
             "gradient_mode": args.gradient_mode, "batch_size": args.batch_size, "threads": args.threads, "lr": args.lr,
             "pretrain_iterations": args.pretrain_iterations, "time_limit": args.time_limit,
+            "refine_steps": args.refine_steps, "refine_method": args.refine_method,
+            "refine_inverse_steps": args.refine_inverse_steps,
             "curve": curve}
 
 
@@ -133,6 +136,11 @@ def main() -> None:
     ap.add_argument("--widths", choices=["paper", "default"], default="paper")
     ap.add_argument("--gradient-mode", choices=["autograd", "analytic"], default="analytic")
     ap.add_argument("--pretrain-iterations", type=int, default=1000)
+    ap.add_argument("--refine-steps", type=int, default=0,
+                    help="conjugate refinement of grad psi_omega(y) in training (W2GNConfig.refine_steps)")
+    ap.add_argument("--refine-method", choices=["lbfgs", "newton"], default="lbfgs")
+    ap.add_argument("--refine-inverse-steps", type=int, default=0,
+                    help="refine the fitted inverse map at evaluation (W2GNConfig.refine_inverse_steps)")
     ap.add_argument("--log-every", type=int, default=250)
     ap.add_argument("--eval-samples", type=int, default=10000)
     ap.add_argument("--pair-seed", type=int, default=0)

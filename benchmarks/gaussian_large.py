@@ -61,7 +61,8 @@ def run_one(args: argparse.Namespace, dim: int) -> dict:
                         gradient_mode=args.gradient_mode, pretrain_iterations=args.pretrain_iterations,
                         log_every=args.log_every, device=args.device, dtype=args.dtype, progress=False, seed=0,
                         lr_schedule=args.lr_schedule, ema_decay=args.ema_decay, refine_steps=args.refine_steps,
-                        refine_method=args.refine_method, refine_inverse_steps=args.refine_inverse_steps)
+                        refine_method=args.refine_method, refine_inverse_steps=args.refine_inverse_steps,
+                        cycle_x=args.cycle_x)
     t_start[0] = now()
     wall0 = time.perf_counter()
     fitted = solver.fit(pair.source, pair.target, callback=track)
@@ -85,7 +86,7 @@ def run_one(args: argparse.Namespace, dim: int) -> dict:
             "gradient_mode": args.gradient_mode, "batch_size": args.batch_size, "threads": args.threads, "lr": args.lr,
             "pretrain_iterations": args.pretrain_iterations, "time_limit": args.time_limit,
             "refine_steps": args.refine_steps, "refine_method": args.refine_method,
-            "refine_inverse_steps": args.refine_inverse_steps,
+            "refine_inverse_steps": args.refine_inverse_steps, "cycle_x": args.cycle_x,
             "curve": curve}
 
 
@@ -138,6 +139,7 @@ def main() -> None:
     ap.add_argument("--pretrain-iterations", type=int, default=1000)
     ap.add_argument("--refine-steps", type=int, default=0,
                     help="conjugate refinement of grad psi_omega(y) in training (W2GNConfig.refine_steps)")
+    ap.add_argument("--cycle-x", action="store_true", help="add the cycle term R_X (eq. 51) to R_Y")
     ap.add_argument("--refine-method", choices=["lbfgs", "newton"], default="lbfgs")
     ap.add_argument("--refine-inverse-steps", type=int, default=0,
                     help="refine the fitted inverse map at evaluation (W2GNConfig.refine_inverse_steps)")

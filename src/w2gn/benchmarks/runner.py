@@ -37,6 +37,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     # ("lr": "auto" = w2gn.solvers.default_lr(D), as the command does)
     "fit-default": {"ema_decay": 0.99, "gradient_mode": "analytic", "lr": "auto", "lr_schedule": "cosine",
                     "refine_inverse_steps": 20},
+    # the paper's extra cycle term R_X (eq. 51, C.1: used in its high-dimensional experiments)
+    "cycle-x": {"cycle_x": True},
+    "fit-default-cycle-x": {"ema_decay": 0.99, "gradient_mode": "analytic", "lr": "auto", "lr_schedule": "cosine",
+                            "refine_inverse_steps": 20, "cycle_x": True},
     "all": {"refine_steps": 5, "refine_inverse_steps": 20, "expectile_weight": 1.0, "lr_schedule": "cosine",
             "ema_decay": 0.99, "init": "linear"},
 }

@@ -17,6 +17,11 @@ from ..errors import W2GNUserError
 from ..solvers import SOLVERS, TimeBudget, W2GNConfig, W2GNSolver, default_hidden, default_lr
 from .pairs import BenchmarkPair
 
+# what ``w2gn fit`` uses by default (chosen from the 900 CPU-s runs in benchmarks/results/accuracy.md;
+# "lr": "auto" = w2gn.solvers.default_lr(D), as the command does)
+_FIT_DEFAULT: dict[str, Any] = {"ema_decay": 0.99, "gradient_mode": "analytic", "lr": "auto", "lr_schedule": "cosine",
+                                "refine_inverse_steps": 20}
+
 #: named W2GN configurations: option overrides of :class:`~w2gn.solvers.W2GNConfig`. ``"paper"`` is
 #: the published algorithm (W2GNConfig's own defaults); each other entry switches one accuracy
 #: option on; ``"all"`` combines them. ``"hidden_scale"`` (not a config field) multiplies the
@@ -33,14 +38,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     "wide": {"hidden_scale": 2},
     "lr-3e-3": {"lr": 3e-3},
     "combo": {"ema_decay": 0.99, "expectile_weight": 1.0, "refine_inverse_steps": 20},
-    # what ``w2gn fit`` uses by default (chosen from the 900 CPU-s runs in benchmarks/results/accuracy.md)
-    # ("lr": "auto" = w2gn.solvers.default_lr(D), as the command does)
-    "fit-default": {"ema_decay": 0.99, "gradient_mode": "analytic", "lr": "auto", "lr_schedule": "cosine",
-                    "refine_inverse_steps": 20},
+    "fit-default": _FIT_DEFAULT,
     # the paper's extra cycle term R_X (eq. 51, C.1: used in its high-dimensional experiments)
     "cycle-x": {"cycle_x": True},
-    "fit-default-cycle-x": {"ema_decay": 0.99, "gradient_mode": "analytic", "lr": "auto", "lr_schedule": "cosine",
-                            "refine_inverse_steps": 20, "cycle_x": True},
+    "fit-default-cycle-x": {**_FIT_DEFAULT, "cycle_x": True},
     "all": {"refine_steps": 5, "refine_inverse_steps": 20, "expectile_weight": 1.0, "lr_schedule": "cosine",
             "ema_decay": 0.99, "init": "linear"},
 }

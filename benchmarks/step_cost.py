@@ -30,6 +30,11 @@ from torch.utils._pytree import tree_map
 from torch.utils.flop_counter import flop_registry
 
 
+def _shape(t):
+    # torch's flop formulas take shapes where the op took tensors
+    return t.shape if isinstance(t, torch.Tensor) else t
+
+
 class _MatmulFlops(TorchDispatchMode):
     """Counts FLOPs of the ops torch's flop counter knows (mm, addmm, bmm, convolutions...).
 
@@ -46,10 +51,7 @@ class _MatmulFlops(TorchDispatchMode):
         out = func(*args, **kwargs)
         formula = flop_registry.get(func._overloadpacket)
         if formula is not None:
-            def shape(t):
-                return t.shape if isinstance(t, torch.Tensor) else t
-
-            self.flops += formula(*tree_map(shape, args), **tree_map(shape, kwargs), out_val=tree_map(shape, out))
+            self.flops += formula(*tree_map(_shape, args), **tree_map(_shape, kwargs), out_val=tree_map(_shape, out))
         return out
 
 

@@ -31,6 +31,8 @@ class ConjugateResult:
 
 
 _DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.05, "gd": 0.5}
+#: largest dimension in which a stalled L-BFGS solve is finished with Newton steps (D Hessian rows each)
+_NEWTON_MAX_DIM = 64
 
 
 def solve_conjugate(
@@ -82,6 +84,7 @@ def solve_conjugate(
 
     iterations = 0
     residual = float("inf")
+    stalled = False
     with torch.enable_grad():
         while iterations < max_iter:
             n = min(chunk, max_iter - iterations)
@@ -92,10 +95,20 @@ def solve_conjugate(
                     opt.step(closure)
             iterations += n
             g = potential.gradient(x.detach(), create_graph=False)
-            residual = float((g - y).flatten(1).norm(dim=1).max()) if y.shape[0] else 0.0
+            previous, residual = residual, float((g - y).flatten(1).norm(dim=1).max()) if y.shape[0] else 0.0
             if residual <= tol or not torch.isfinite(torch.tensor(residual)):
                 break
+            if optimizer == "lbfgs" and residual >= previous:
+                # the joint line search stalls once the summed objective's decrease is below its rounding
+                # (steep rows): finish row by row with Newton where the Hessians are affordable
+                stalled = True
+                break
     xd = x.detach()
+    if stalled and y.dim() == 2 and y.shape[1] <= _NEWTON_MAX_DIM:
+        polished = solve_conjugate_newton(potential, y, x0=xd, max_iter=20, tol=tol)
+        if polished.residual < residual:
+            return ConjugateResult(polished.x, polished.values, polished.residual, iterations + polished.iterations,
+                                   polished.residual <= tol)
     with torch.no_grad():
         values = (xd * y).flatten(1).sum(dim=1) - potential(xd)
     return ConjugateResult(xd, values, residual, iterations, residual <= tol)

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .affine_frame import AffineFrame
 from .errors import W2GNUserError
 from .fitted_map import TransportMap
 from .io.atomic import atomic_path
@@ -42,10 +43,12 @@ class GradientMap(nn.Module):
     """``x -> grad psi(x)`` as a module of plain tensor operations (exportable).
 
     Holds a frozen copy of a :class:`~w2gn.networks.DenseICNN` in evaluation mode. Shapes:
-    ``(N, D) -> (N, D)``.
+    ``(N, D) -> (N, D)``. With the map's :class:`~w2gn.affine_frame.AffineFrame`, the graph takes and
+    returns the user's coordinates: ``out = c_out + (grad psi((x - c_in) M_in * s_in)) M_out * s_out``
+    (forward: ``M_in = N^T``, ``M_out = N``; inverse: ``M_in = N^{-1}``, ``M_out = N^{-T}``).
     """
 
-    def __init__(self, potential: DenseICNN) -> None:
+    def __init__(self, potential: DenseICNN, frame: AffineFrame | None = None, inverse: bool = False) -> None:
         super().__init__()
         if not isinstance(potential, DenseICNN):
             raise W2GNUserError(
@@ -53,10 +56,27 @@ class GradientMap(nn.Module):
                 f"{type(potential).__name__}"
             )
         self.potential = copy.deepcopy(potential).eval().requires_grad_(False)
+        self.framed = frame is not None
+        if frame is not None:
+            dt = next(potential.parameters()).dtype
+            f = frame
+            if inverse:
+                c_in, m_in, s_in, m_out, s_out, c_out = (f.mean_q, f.matrix_inv, f.scale_q, f.matrix_inv.T,
+                                                         1.0 / f.scale_p, f.mean_p)
+            else:
+                c_in, m_in, s_in, m_out, s_out, c_out = f.mean_p, f.matrix.T, f.scale_p, f.matrix, 1.0 / f.scale_q, f.mean_q
+            # scales folded into the matrices: two matrix products and two shifts in the graph
+            self.register_buffer("c_in", c_in.to(dt).clone())
+            self.register_buffer("m_in", (m_in * s_in).to(dt).contiguous())
+            self.register_buffer("m_out", (m_out * s_out).to(dt).contiguous())
+            self.register_buffer("c_out", c_out.to(dt).clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``grad psi(x)`` for ``x`` of shape ``(N, D)`` (same dtype as the weights)."""
-        return self.potential.gradient_analytic(x)
+        """The map at ``x`` of shape ``(N, D)`` (same dtype as the weights)."""
+        if not self.framed:
+            return self.potential.gradient_analytic(x)
+        g = self.potential.gradient_analytic((x - self.c_in) @ self.m_in)
+        return g @ self.m_out + self.c_out
 
 
 def _potential(fitted: TransportMap, inverse: bool) -> ConvexPotential:
@@ -73,7 +93,7 @@ def _potential(fitted: TransportMap, inverse: bool) -> ConvexPotential:
 def gradient_module(fitted: TransportMap, inverse: bool = False) -> GradientMap:
     """The forward (``grad psi_theta``) or inverse (``grad psi_omega``) map of ``fitted`` as a
     :class:`GradientMap` on the CPU, in the map's dtype."""
-    return GradientMap(_potential(fitted, inverse)).to("cpu")
+    return GradientMap(_potential(fitted, inverse), fitted.frame, inverse).to("cpu")
 
 
 def export_metadata(fitted: TransportMap, inverse: bool = False) -> dict[str, Any]:

@@ -21,13 +21,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from .affine_frame import AffineFrame
 from .conjugate import solve_conjugate
 from .errors import W2GNUserError
 from .io.atomic import atomic_torch_save
 from .networks import ConvexPotential, MapNetwork, build_map_network, build_potential, map_network_spec, potential_spec
 
 FORMAT = "w2gn-map"
-FORMAT_VERSION = 2  # 2: optional direct map networks; files without them are still written as 1
+#: 2: optional direct map networks; 3: an affine frame (:mod:`w2gn.affine_frame`). A file is written with the
+#: lowest version that holds it, so older readers load what they can and refuse what they would get wrong.
+FORMAT_VERSION = 3
 
 
 def _to_tensor(x) -> tuple[torch.Tensor, bool]:
@@ -57,6 +60,10 @@ class TransportMap:
     forward_network, inverse_network:
         Direct map networks ``f(x)`` (not gradients), used instead of the potentials for
         :meth:`forward` / :meth:`inverse` when given (LSOT).
+    frame:
+        The :class:`~w2gn.affine_frame.AffineFrame` the networks were trained in (``None``: the user's
+        coordinates). Every method takes and returns the user's coordinates; the frame is folded in:
+        ``T(x) = m_q + N^T grad phi_theta(x~) / s_q`` with ``x~ = s_p N (x - m_p)``.
 
     Notes
     -----
@@ -73,6 +80,7 @@ class TransportMap:
         *,
         forward_network: MapNetwork | None = None,
         inverse_network: MapNetwork | None = None,
+        frame: AffineFrame | None = None,
     ) -> None:
         if forward_potential is None and forward_network is None:
             raise ValueError("a TransportMap needs a forward potential or a forward map network")
@@ -80,6 +88,7 @@ class TransportMap:
         self.inverse_potential = inverse_potential
         self.forward_network = forward_network
         self.inverse_network = inverse_network
+        self.frame = frame
         self.method = method
         self.info: dict[str, Any] = dict(info or {})
         self.conjugate_options: dict[str, Any] = {"max_iter": 200, "tol": 1e-5}
@@ -132,23 +141,47 @@ class TransportMap:
         return out.cpu().numpy() if was_numpy else out
 
     # ------------------------------------------------------------------------------------- maps
+    # ``_*_inner`` work in the training coordinates (the frame's tilde coordinates, or the user's when
+    # there is no frame); the public methods fold the frame in.
+    def _to_source(self, t: torch.Tensor) -> torch.Tensor:
+        return t if self.frame is None else self.frame.to_source(t)
+
+    def _to_target(self, t: torch.Tensor) -> torch.Tensor:
+        return t if self.frame is None else self.frame.to_target(t)
+
+    def _from_source(self, t: torch.Tensor) -> torch.Tensor:
+        return t if self.frame is None else self.frame.from_source(t)
+
+    def _from_target(self, t: torch.Tensor) -> torch.Tensor:
+        return t if self.frame is None else self.frame.from_target(t)
+
     def forward(self, x, batch_size: int = 8192):
         """``T(x) = grad psi_theta(x)`` (or the forward map network): pushes source samples towards the target."""
-        return self._apply(lambda t: self._forward_module.map(t, batch_size), x, "forward input")
+        return self._apply(lambda t: self._from_target(self._forward_inner(self._to_source(t), batch_size)),
+                           x, "forward input")
 
     __call__ = forward
+
+    def _forward_inner(self, t: torch.Tensor, batch_size: int) -> torch.Tensor:
+        return self._forward_module.map(t, batch_size)
 
     def inverse(self, y, batch_size: int = 8192):
         """``T^{-1}(y)``: ``grad psi_omega(y)`` if a conjugate network exists, else the numerical
         conjugate ``argmax_x <x, y> - psi_theta(x)`` (L-BFGS, :attr:`conjugate_options`); an inverse
-        map network takes precedence when present."""
+        map network takes precedence when present. With ``conjugate_options["refine_steps"]``, each
+        row of ``grad psi_omega(y)`` is refined on the conjugate problem and the better of the two
+        points (smaller residual ``||grad psi_theta(x) - y||``) is kept."""
+        return self._apply(lambda t: self._from_source(self._inverse_inner(self._to_target(t), batch_size)),
+                           y, "inverse input")
+
+    def _inverse_inner(self, t: torch.Tensor, batch_size: int) -> torch.Tensor:
         if self.inverse_network is not None:
-            return self._apply(lambda t: self.inverse_network.map(t, batch_size), y, "inverse input")
+            return self.inverse_network.map(t, batch_size)
         if self.inverse_potential is not None:
             if self.conjugate_options.get("refine_steps", 0):
-                return self._apply(lambda t: self._refined_inverse(t, batch_size), y, "inverse input")
-            return self._apply(lambda t: self.inverse_potential.map(t, batch_size), y, "inverse input")
-        return self._apply(lambda t: self._solve(t, batch_size)[0], y, "inverse input")
+                return self._refined_inverse(t, batch_size)
+            return self.inverse_potential.map(t, batch_size)
+        return self._solve(t, batch_size)[0]
 
     def _refined_inverse(self, y: torch.Tensor, batch_size: int) -> torch.Tensor:
         """``grad psi_omega(y)`` improved by ``conjugate_options["refine_steps"]`` steps on the conjugate
@@ -181,7 +214,12 @@ class TransportMap:
     def potential(self, x, batch_size: int = 8192):
         """``psi_theta(x)``, shape ``(N,)``."""
         pot = self._need_potential("potential()")
-        return self._apply(lambda t: pot.value(t, batch_size), x, "potential input")
+
+        def f(t: torch.Tensor) -> torch.Tensor:
+            vals = pot.value(self._to_source(t), batch_size)
+            return vals if self.frame is None else self.frame.source_potential(t, vals)
+
+        return self._apply(f, x, "potential input")
 
     def conjugate_potential(self, y, batch_size: int = 8192):
         """Estimate of the convex conjugate ``psi_theta^*(y) = max_x <x, y> - psi_theta(x)``, shape ``(N,)``.
@@ -193,12 +231,16 @@ class TransportMap:
 
         self._need_potential("conjugate_potential()")
 
-        def f(t: torch.Tensor) -> torch.Tensor:
+        def inner(t: torch.Tensor) -> torch.Tensor:
             if self.inverse_potential is None:
                 return self._solve(t, batch_size)[1]
-            x_hat = self.inverse_potential.map(t, batch_size)
+            x_hat = self._inverse_inner(t, batch_size)
             psi = self.forward_potential.value(x_hat, batch_size)
             return (x_hat.to(psi.dtype) * t.to(psi.dtype)).flatten(1).sum(dim=1) - psi
+
+        def f(t: torch.Tensor) -> torch.Tensor:
+            vals = inner(self._to_target(t))
+            return vals if self.frame is None else self.frame.target_conjugate(t, vals)
 
         return self._apply(f, y, "conjugate input")
 
@@ -232,15 +274,20 @@ class TransportMap:
         With ``T^{-1} = grad psi_omega`` injective:
         ``log q(y) = log p(grad psi_omega(y)) + log det Hess psi_omega(y)``. ``base_log_prob`` is
         ``log p`` of the source (rows -> ``(N,)``). Needs the conjugate network and vector inputs;
-        the Hessian costs ``D`` backward passes per batch.
+        the Hessian costs ``D`` backward passes per batch. With a frame, the Hessian is taken in the
+        training coordinates and the frame's constant Jacobian
+        (:meth:`~w2gn.affine_frame.AffineFrame.log_det_inverse_jacobian`) is added.
         """
         if self.inverse_potential is None:
             raise W2GNUserError("log_density needs a map with a conjugate network (e.g. method 'w2gn')")
         if len(self.event_shape) != 1:
             raise W2GNUserError("log_density is defined for vector samples (N, D) only")
         pot = self.inverse_potential
+        frame = self.frame
+        shift = 0.0 if frame is None else frame.log_det_inverse_jacobian()
 
-        def f(t: torch.Tensor) -> torch.Tensor:
+        def f(t_user: torch.Tensor) -> torch.Tensor:
+            t = self._to_target(t_user)
             outs = []
             for s in range(0, t.shape[0], batch_size):
                 b = t[s : s + batch_size].to(self.device, self.dtype).requires_grad_(True)
@@ -251,8 +298,8 @@ class TransportMap:
                 hess = 0.5 * (hess + hess.mT)
                 sign, logdet = torch.linalg.slogdet(hess)
                 logdet = torch.where(sign > 0, logdet, torch.full_like(logdet, -math.inf))
-                lp = base_log_prob(g.detach()).to(torch.float64)
-                outs.append((lp + logdet).to(t.device))
+                lp = base_log_prob(self._from_source(g.detach())).to(torch.float64)
+                outs.append((lp + logdet + shift).to(t.device))
             return torch.cat(outs) if outs else t.new_empty((0,))
 
         return self._apply(f, y, "log_density input")
@@ -277,9 +324,12 @@ class TransportMap:
             "conjugate_options": dict(self.conjugate_options),
         }
         if self.forward_network is not None or self.inverse_network is not None:
-            state["version"] = FORMAT_VERSION
+            state["version"] = 2
             state["forward_network"] = pack(self.forward_network, map_network_spec)
             state["inverse_network"] = pack(self.inverse_network, map_network_spec)
+        if self.frame is not None:
+            state["version"] = 3
+            state["frame"] = self.frame.state()
         return state
 
     @classmethod
@@ -292,10 +342,11 @@ class TransportMap:
         def unpack(d, build=build_potential):
             if d is None:
                 return None
-            p = build(d["spec"])
-            p.load_state_dict(d["state_dict"])
+            # cast before loading: loading float64 weights into a float32 network would round them
             dtype = next(iter(d["state_dict"].values())).dtype
-            return p.to(dtype=dtype)
+            p = build(d["spec"]).to(dtype=dtype)
+            p.load_state_dict(d["state_dict"])
+            return p
 
         try:
             fwd = unpack(state["forward"])
@@ -304,13 +355,14 @@ class TransportMap:
             inet = unpack(state.get("inverse_network"), build_map_network)
             if fwd is None and fnet is None:
                 raise ValueError("no forward potential and no forward map network")
+            frame = AffineFrame.from_state(state["frame"]) if state.get("frame") is not None else None
         except (KeyError, RuntimeError, TypeError, ValueError) as exc:
             raise W2GNUserError(f"{source}: the map file is damaged or inconsistent ({exc})") from exc
         for p in (fwd, inv, fnet, inet):
             if p is not None and not all(bool(torch.isfinite(v).all()) for v in p.state_dict().values()):
                 raise W2GNUserError(f"{source}: the map holds non-finite weights")
         fitted = cls(fwd, inv, method=state.get("method", "w2gn"), info=state.get("info", {}),
-                     forward_network=fnet, inverse_network=inet)
+                     forward_network=fnet, inverse_network=inet, frame=frame)
         fitted.conjugate_options.update(state.get("conjugate_options") or {})
         return fitted
 
@@ -339,7 +391,8 @@ class TransportMap:
         inv = type(inv_mod).__name__ if inv_mod is not None else (
             "numerical conjugate" if self.forward_potential is not None else "none")
         fwd = type(self._forward_module).__name__
-        return f"TransportMap(method={self.method!r}, forward={fwd}, inverse={inv}, event_shape={self.event_shape})"
+        frame = "" if self.frame is None else f", frame={self.frame.mode!r}"
+        return f"TransportMap(method={self.method!r}, forward={fwd}, inverse={inv}, event_shape={self.event_shape}{frame})"
 
 
 def _keep_improved_rows(potential: ConvexPotential, y: torch.Tensor, x0: torch.Tensor, x: torch.Tensor,

@@ -159,7 +159,16 @@ def recolor(
     if chunk_pixels <= 0:
         raise W2GNUserError(f"chunk_pixels must be positive, got {chunk_pixels}")
     pot.eval()
-    grad = _fast_gradient(pot)
+    inner = _fast_gradient(pot)
+    frame = fitted.frame
+
+    def grad(x: torch.Tensor) -> torch.Tensor:
+        # the networks work in the fit's frame (w2gn.affine_frame); colours come and go in RGB
+        if frame is None:
+            return inner(x)
+        if inverse:
+            return frame.from_source(inner(frame.to_target(x)))
+        return frame.from_target(inner(frame.to_source(x)))
     scale = np.float32(1.0 / full_scale(a))
     device, dtype = fitted.device, fitted.dtype
     dedupe = dedupe and a.dtype == np.uint8

@@ -73,7 +73,7 @@ def add_runtime_args(p: argparse.ArgumentParser) -> None:
 
 def add_training_args(p: argparse.ArgumentParser, iterations: int = 5000, batch_size: int = 512,
                       lr: float | None = 1e-3, lambda_cycle: float | None = None,
-                      gradient_mode: str = "autograd") -> None:
+                      gradient_mode: str = "autograd", precondition: str = "bures") -> None:
     """The W2GN hyper-parameters that a user tunes most often (``lr=None``: chosen by dimension, see
     :func:`~w2gn.solvers.default_lr`; the command must then call :func:`resolve_lr` once it knows D)."""
     g = p.add_argument_group("training")
@@ -95,6 +95,10 @@ def add_training_args(p: argparse.ArgumentParser, iterations: int = 5000, batch_
                    f"(analytic: the fast step, same result; default {gradient_mode})")
     g.add_argument("--compile", action="store_true",
                    help="torch.compile the loss (needs --gradient-mode analytic; compiling takes minutes on a CPU)")
+    g.add_argument("--precondition", choices=["bures", "standardize", "none"], default=precondition,
+                   help="coordinates the networks train in: bures = centred and whitened so that the best affine map "
+                   "is the identity; standardize = centred and scaled; none = the data's own (the paper's "
+                   f"experiments). The saved map always takes and returns the data's coordinates (default {precondition})")
     add_checkpoint_args(p)
 
 
@@ -195,6 +199,7 @@ def training_options(args: argparse.Namespace) -> dict[str, Any]:
         "gradient_mode": getattr(args, "gradient_mode", "autograd"),
         "autocast_bf16": getattr(args, "bf16", False),
         "compile": getattr(args, "compile", False),
+        "precondition": getattr(args, "precondition", "bures"),
         **checkpoint_options(args),
     }
 

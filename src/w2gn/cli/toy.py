@@ -30,7 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="samples for the exact discrete-OT W2 (default 2000; cost grows as n^3)")
     p.add_argument("--save-map", metavar="PATH", help="also save the fitted map (.pt)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    add_training_args(p, iterations=30000, batch_size=1024, lr=1e-3, lambda_cycle=1.0)
+    add_training_args(p, iterations=30000, batch_size=1024, lr=1e-3, lambda_cycle=1.0, precondition="none")
     add_runtime_args(p)
     p.set_defaults(func=run, hidden=[128, 128, 64], rank=2, l1_penalty=1e-10)
 

@@ -70,8 +70,12 @@ def random_covariance(
     return s.T @ torch.diag(eig) @ s
 
 
+#: pair families of :meth:`GaussianPair.random`
+GAUSSIAN_FAMILIES = ("centred", "offset")
+
+
 class GaussianPair:
-    """A source/target pair of centred Gaussians with the closed-form OT solution (Section 5.1).
+    """A source/target pair of Gaussians with the closed-form OT solution (Section 5.1).
 
     Attributes ``source``/``target`` are samplers; :meth:`forward_map`/:meth:`inverse_map` are the
     true OT maps; :attr:`w2_squared` is ``W2^2`` (``E||x - T(x)||^2``, no 1/2 factor).
@@ -91,17 +95,31 @@ class GaussianPair:
         self.w2_squared = bures_w2_squared(mp, sp, mq, sq)
 
     @classmethod
-    def random(cls, dim: int, seed: int = 0, device: str | torch.device | None = None) -> GaussianPair:
-        """The paper's benchmark pair in dimension ``dim``: two random covariances (C.4), zero means.
+    def random(cls, dim: int, seed: int = 0, device: str | torch.device | None = None,
+               family: str = "centred") -> GaussianPair:
+        """A random benchmark pair in dimension ``dim`` with its closed-form OT map.
 
-        The covariances are drawn on the CPU (same pair on every machine); the closed-form maps are
-        computed on ``device`` (default CPU).
+        ``family="centred"``: the paper's pair (C.4), two random covariances with eigenvalues in
+        ``[1/4, 4]`` and zero means. ``family="offset"``: data as users have them, not centred: the
+        spectra in ``[0.2, 5]``, source means drawn from ``N(0, 1)`` and target means from
+        ``2 + N(0, 1)`` per coordinate; drawn from a seed stream of its own, so it is not the centred
+        pair shifted. The covariances are drawn on the CPU (same pair on every machine); the
+        closed-form maps are computed on ``device`` (default CPU).
         """
-        g = torch.Generator().manual_seed(int(seed))
-        cov_p = random_covariance(dim, g)
-        cov_q = random_covariance(dim, g)
-        zero = torch.zeros(dim, dtype=torch.float64)
-        return cls(Gaussian(zero, cov_p), Gaussian(zero.clone(), cov_q), device=device)
+        if family not in GAUSSIAN_FAMILIES:
+            raise ValueError(f"unknown Gaussian family {family!r}; choose one of {', '.join(GAUSSIAN_FAMILIES)}")
+        if family == "centred":
+            g = torch.Generator().manual_seed(int(seed))
+            cov_p = random_covariance(dim, g)
+            cov_q = random_covariance(dim, g)
+            zero = torch.zeros(dim, dtype=torch.float64)
+            return cls(Gaussian(zero, cov_p), Gaussian(zero.clone(), cov_q), device=device)
+        g = torch.Generator().manual_seed(1_000_003 + int(seed))
+        cov_p = random_covariance(dim, g, low=0.2, high=5.0)
+        cov_q = random_covariance(dim, g, low=0.2, high=5.0)
+        mean_p = torch.randn(dim, generator=g, dtype=torch.float64)
+        mean_q = 2.0 + torch.randn(dim, generator=g, dtype=torch.float64)
+        return cls(Gaussian(mean_p, cov_p), Gaussian(mean_q, cov_q), device=device)
 
     def _affine(self, a: torch.Tensor, b: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return (x.to(torch.float64) @ a.T.to(x.device) + b.to(x.device)).to(x.dtype)

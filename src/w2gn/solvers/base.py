@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 import torch
 from tqdm.auto import tqdm
 
+from ..affine_frame import FRAME_MODES, FramedSampler, estimate_frame
 from ..distributions import Sampler, as_sampler
 from ..errors import DivergenceError, W2GNUserError
 from ..fitted_map import TransportMap
@@ -100,6 +101,12 @@ class SolverConfig:
     ``|loss|`` exceeds this multiple of its running average (floor 1; 0 = off), besides NaN/inf
     losses, gradients and weights. ``max_restarts``: on divergence, restart from the last good
     state with the learning rates multiplied by ``restart_lr_factor``, at most this many times.
+
+    Coordinates: ``precondition`` (:mod:`w2gn.affine_frame`) is the frame the networks train in, for
+    vector samples: ``"bures"`` (default: each side centred, and whitened so that the best affine map
+    between them is the identity), ``"standardize"`` (centred and scaled by one number per side), or
+    ``"none"`` (the user's coordinates, as the paper's experiments). The fitted map folds the frame
+    back in, so its inputs and outputs are always the user's coordinates.
     """
 
     iterations: int = 5000
@@ -120,6 +127,7 @@ class SolverConfig:
     explode_factor: float = 1e4
     max_restarts: int = 0
     restart_lr_factor: float = 0.5
+    precondition: str = "bures"
 
     def validate(self) -> None:
         for name in ("iterations", "batch_size", "log_every", "keep_checkpoints"):
@@ -136,6 +144,8 @@ class SolverConfig:
             raise W2GNUserError(f"restart_lr_factor must be in (0, 1), got {self.restart_lr_factor}")
         if self.checkpoint_dir is not None:
             self.checkpoint_dir = os.fspath(self.checkpoint_dir)  # a Path is fine too; stored as text
+        if self.precondition not in FRAME_MODES:
+            raise W2GNUserError(f"precondition must be one of {', '.join(FRAME_MODES)}, got {self.precondition!r}")
         if self.resume and not self.checkpoint_dir:
             raise W2GNUserError("resume needs a checkpoint folder; pass --checkpoint-dir (checkpoint_dir=...)")
 
@@ -233,6 +243,11 @@ class Solver(ABC):
         c = self.config
         device, dtype = resolve_device(c.device), resolve_dtype(c.dtype)
         p, q = prepare_samplers(source, target, device, dtype)
+        # the networks train in the frame's coordinates; result() folds it back into the map. Estimated
+        # with a generator of its own, so the training stream (and a resume) is the same with or without it
+        self.frame = estimate_frame(p, q, c.precondition, c.seed)
+        if self.frame is not None:
+            p, q = FramedSampler(p, self.frame, "source"), FramedSampler(q, self.frame, "target")
         gen = torch.Generator(device=device).manual_seed(int(c.seed))
         self.history = []
         self.iteration = 0
@@ -271,13 +286,19 @@ class Solver(ABC):
 
     def result(self, p: Sampler, q: Sampler) -> TransportMap:
         """The final map, with configuration, history and data identity in ``info``."""
-        fitted = self.current_map()
+        fitted = self.framed_map()
         for m in self.modules().values():
             m.eval()
         fitted.info.update({"config": _plain(self.config.to_dict()), "history": self.history,
                             "source": p.describe(), "target": q.describe(), "iterations": self.iteration})
         if self.restart_log:
             fitted.info["restarts"] = list(self.restart_log)
+        return fitted
+
+    def framed_map(self) -> TransportMap:
+        """:meth:`current_map` in the user's coordinates: the live networks with the fit's frame folded in."""
+        fitted = self.current_map()
+        fitted.frame = getattr(self, "frame", None)
         return fitted
 
     def loop_state(self) -> dict[str, Any]:
@@ -386,7 +407,7 @@ class Solver(ABC):
                     self._pending = self.snapshot()
                     row = self._record(self.iteration, start, stats)
                     bar.set_postfix(loss=f"{stats['loss']:.4g}")
-                    stop = bool(callback(self.iteration, self.current_map(), row)) if callback is not None else False
+                    stop = bool(callback(self.iteration, self.framed_map(), row)) if callback is not None else False
                     for m in mods.values():
                         m.train()
                 if writer is not None and (writer.due(self.iteration) or (self.iteration == c.iterations and wrote_any)

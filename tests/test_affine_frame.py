@@ -191,3 +191,41 @@ def test_fit_with_per_coordinate_scales_reaches_the_closed_form():
                                 pr.target.variance)
     assert max(results["plain"]) < 1.0 and max(results["scaled"]) < 1.0, results
     assert min(results["scaled-raw"]) > 5 * max(results["scaled"]), results
+
+
+@pytest.mark.parametrize("method", ["w2gn", "lsot", "mm1", "mm2"])
+def test_every_solver_maps_moved_data_as_the_moved_map(method):
+    """Every solver behind ``w2gn fit``: fitted on (a x + b, c y + d) with the default frame, its map
+    equals the moved map of the fit on (x, y), T'(a x + b) = c T(x) + d, up to rounding, forward and
+    inverse (the frame makes the two training problems the same)."""
+    from w2gn.solvers import SOLVERS
+
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(2000, 2, generator=g, dtype=torch.float64) @ torch.tensor([[1.0, 0.4], [0.0, 0.6]], dtype=torch.float64)
+    y = torch.randn(2000, 2, generator=g, dtype=torch.float64) * torch.tensor([2.0, 0.5], dtype=torch.float64) + 1.0
+    a, b, c, d = 250.0, torch.tensor([1e3, -40.0], dtype=torch.float64), 0.02, torch.tensor([-7.0, 3.0], dtype=torch.float64)
+    opts = {"iterations": 30, "batch_size": 128, "progress": False, "dtype": "float64", "seed": 3}
+    base = SOLVERS[method](**opts).fit(x, y)
+    moved = SOLVERS[method](**opts).fit(a * x + b, c * y + d)
+    xe, ye = x[:200], y[:200]
+    fwd_err = (torch.as_tensor(moved.forward(a * xe + b)) - (c * torch.as_tensor(base.forward(xe)) + d)).abs().max()
+    assert float(fwd_err) < 1e-4 * c * float(y.std()), fwd_err
+    if method != "mm1":  # MM-1's inverse is an inner L-BFGS solve to tol 1e-5: equal only to that tolerance
+        inv_err = (torch.as_tensor(moved.inverse(c * ye + d)) - (a * torch.as_tensor(base.inverse(ye)) + b)).abs().max()
+        # MM-2's minimax inner loop amplifies rounding the most (measured 1e-3 of the scale)
+        assert float(inv_err) < 5e-3 * a * float(x.std()), inv_err
+
+
+def test_estimator_inverse_transform_in_user_units():
+    """The scikit-learn style estimator trains in the frame too and answers in the user's units."""
+    from w2gn import W2GNTransport
+
+    rng = np.random.default_rng(1)
+    xs = rng.standard_normal((1500, 2)) * [30.0, 0.5] + [5e3, 1.0]
+    xt = rng.standard_normal((1500, 2)) + 3.0
+    est = W2GNTransport(iterations=100, random_state=0).fit(Xs=xs, Xt=xt)
+    assert est.map_.frame is not None
+    moved = est.transform(xs)
+    assert np.allclose(moved.mean(0), xt.mean(0), atol=0.15) and np.allclose(moved.std(0), xt.std(0), rtol=0.15)
+    back = est.inverse_transform(xt)
+    assert np.all(np.abs(back.mean(0) - xs.mean(0)) < 0.15 * xs.std(0))

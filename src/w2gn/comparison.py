@@ -100,6 +100,8 @@ def compare_gaussian(
     clock: str = "wall",
     fixed_targets: Sequence[float] = (1.0,),
     pair_seed: int = 0,
+    family: str = "centred",
+    precondition: str = "none",
     seed: int = 0,
     device: str = "cpu",
     dtype: str = "float32",
@@ -120,6 +122,10 @@ def compare_gaussian(
     hidden_floor: see :func:`paper_hidden`.
     eval_every: iterations between L2-UVP evaluations (the curve's resolution).
     method_options: extra solver options per method name (e.g. ``{"mm1": {"inner_iterations": 20}}``).
+    family: ``"centred"`` (the paper's pairs) or ``"offset"`` (non-zero means, wider spectra; see
+        :meth:`~w2gn.distributions.GaussianPair.random`).
+    precondition: the frame every method trains in (:mod:`w2gn.affine_frame`); ``"none"`` is the
+        paper's setting, ``"bures"`` what ``w2gn fit`` uses.
 
     Returns a plain-data dict: ``{"settings": ..., "runs": [{"dim", "method", "l2_uvp",
     "l2_uvp_inverse", "l2_uvp_identity", "seconds", "setup_seconds", "iterations", "stopped_by_budget",
@@ -138,7 +144,7 @@ def compare_gaussian(
     ratios: dict[str, Any] = {}
     ratios_at: dict[str, dict[str, Any]] = {f"{t:g}": {} for t in fixed_targets}
     for dim in dims:
-        pair = GaussianPair.random(int(dim), seed=pair_seed)
+        pair = GaussianPair.random(int(dim), seed=pair_seed, family=family)
         gen = torch.Generator().manual_seed(12345 + int(dim))
         x = pair.source.sample(eval_samples, gen)
         y = pair.target.sample(eval_samples, gen)
@@ -149,7 +155,7 @@ def compare_gaussian(
             its = iterations[method] if isinstance(iterations, dict) else iterations
             opts = {"iterations": int(its), "batch_size": batch_size, "lr": lr, "hidden": paper_hidden(dim, hidden_floor),
                     "pretrain_iterations": pretrain_iterations, "log_every": eval_every, "seed": seed,
-                    "device": device, "dtype": dtype, "progress": progress, **per_method.get(method, {})}
+                    "precondition": precondition, "device": device, "dtype": dtype, "progress": progress, **per_method.get(method, {})}
             solver, fitted, curve, st = _fit_tracked(method, opts, pair, x, tx, time_budget, clock)
             train_s = curve[-1]["seconds"] if curve else float("nan")
             final = curve[-1]["l2_uvp"] if curve else l2_uvp(torch.as_tensor(fitted.forward(x)), tx, pair.target.variance)
@@ -171,7 +177,8 @@ def compare_gaussian(
     settings = {"dims": [int(d) for d in dims], "methods": list(methods), "iterations": iterations,
                 "batch_size": batch_size, "lr": lr, "hidden_floor": hidden_floor,
                 "pretrain_iterations": pretrain_iterations, "eval_every": eval_every, "eval_samples": eval_samples,
-                "time_budget": time_budget, "clock": clock, "pair_seed": pair_seed, "seed": seed, "device": device,
+                "time_budget": time_budget, "clock": clock, "pair_seed": pair_seed, "family": family,
+                "precondition": precondition, "seed": seed, "device": device,
                 "dtype": dtype,
                 "method_options": per_method, "torch_threads": torch.get_num_threads()}
     return {"settings": settings, "runs": runs, "ratios": ratios, "ratios_at": ratios_at}

@@ -53,6 +53,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--eval-every", type=positive_int, default=50, help="iterations between L2-UVP evaluations (default 50)")
     g.add_argument("--eval-samples", type=positive_int, default=4096, help="samples for L2-UVP (default 4096)")
     g.add_argument("--pair-seed", type=int, default=0, help="seed of the random Gaussian pairs (default 0)")
+    g.add_argument("--family", choices=["centred", "offset"], default="centred",
+                   help="centred: the paper's pairs; offset: non-zero means and spectra in [0.2, 5] (default centred)")
+    g.add_argument("--precondition", choices=["none", "standardize", "bures"], default="none",
+                   help="coordinates every method trains in (none: the paper's; bures: as w2gn fit; default none)")
     b = g.add_argument_group("baseline options")
     b.add_argument("--lsot-epsilon", type=positive_float, default=0.01, help="LSOT regularisation (default 0.01, C.4)")
     b.add_argument("--lsot-regularizer", choices=["l2", "entropy"], default="l2", help="LSOT regulariser (default l2)")
@@ -83,7 +87,8 @@ def run_gaussian(args: argparse.Namespace) -> int:
     result = compare_gaussian(
         args.dims, args.methods, iterations=args.iterations, batch_size=args.batch_size, lr=args.lr,
         hidden_floor=args.hidden_floor, pretrain_iterations=args.pretrain_iterations, eval_every=args.eval_every,
-        eval_samples=args.eval_samples, time_budget=args.time_budget, clock=args.clock, pair_seed=args.pair_seed, seed=args.seed,
+        eval_samples=args.eval_samples, time_budget=args.time_budget, clock=args.clock, pair_seed=args.pair_seed,
+        family=args.family, precondition=args.precondition, seed=args.seed,
         device=args.device, dtype=args.dtype, method_options={m: o for m, o in options.items() if m in args.methods},
         progress=not args.quiet, log=lambda msg: say(msg, args.quiet),
     )

@@ -19,10 +19,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", help="file of samples to map (rows)")
     p.add_argument("-o", "--output", required=True, help="output file (.npy/.npz/.csv/.txt/.tsv/.pt)")
     p.add_argument("--inverse", action="store_true", help="apply the inverse map (target -> source)")
-    p.add_argument("--batch-size", type=positive_int, default=8192, help="rows per batch (default 8192)")
+    p.add_argument("--batch-size", type=positive_int, default=8192, help="rows per batch")
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
-    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    p.add_argument("--quiet", action="store_true")
+    # mapping is deterministic (no --seed) and runs in the map's own precision (no --dtype)
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--quiet", action="store_true", help="no message")
     p.set_defaults(func=run)
 
 

@@ -93,6 +93,26 @@ def row_non_numeric_csv(t, maps):
     return ["transform", maps[2], t / "x.csv", "-o", t / "out.npy"]
 
 
+def row_half_numeric_first_line(t, maps):
+    # a first line with numbers in it is data, not a header: its text cell is an error, not skipped
+    (t / "x.csv").write_text("1.0,abc\n1.0,2.0\n3.0,4.0\n")
+    return ["transform", maps[2], t / "x.csv", "-o", t / "out.npy"]
+
+
+def row_one_row_source(t, maps):
+    return ["fit", _npy(t / "x.npy", np.ones((1, 2))), _npy(t / "y.npy", np.ones((20, 2))), "-o", t / "out.pt", *FIT]
+
+
+def row_fewer_rows_than_dimension(t, maps):
+    # 4 rows in D = 4 (batch 2): no 4-dimensional distribution is spanned by them
+    return ["fit", _npy(t / "x.npy", np.ones((20, 4))), _npy(t / "y.npy", np.ones((4, 4))), "-o", t / "out.pt", *FIT,
+            "--batch-size", "2"]
+
+
+def row_fit_output_not_pt(t, maps):
+    return ["fit", _npy(t / "x.npy", np.ones((20, 2))), _npy(t / "y.npy", np.ones((20, 2))), "-o", t / "out.xyz", *FIT]
+
+
 def row_missing_file(t, maps):
     return ["transform", maps[2], t / "nope.npy", "-o", t / "out.npy"]
 
@@ -215,6 +235,11 @@ ROWS = {
     "empty array": (row_empty_array, r"x\.npy: is empty \(shape \(0, 2\)\)", "out.npy"),
     "1-D array": (row_one_d_array, r"x\.npy: expected a 2-D array of samples .* got shape \(20,\)", "out.npy"),
     "non-numeric CSV cell": (row_non_numeric_csv, r"x\.csv: line 3 has a non-numeric cell 'abc'", "out.npy"),
+    "first line half numeric": (row_half_numeric_first_line, r"x\.csv: line 1 has a non-numeric cell 'abc'", "out.npy"),
+    "one-row source (fit)": (row_one_row_source, r"x\.npy: has 1 samples, fewer than the 8 a fit needs", "out.pt"),
+    "fewer rows than dimension + 1 (fit)": (row_fewer_rows_than_dimension,
+                                            r"y\.npy: has 4 samples, fewer than the 5 a fit needs", "out.pt"),
+    "fit output not .pt": (row_fit_output_not_pt, r"out\.xyz: a fitted map is saved as a \.pt file", "out.xyz"),
     "missing file": (row_missing_file, r"nope\.npy: no such file", "out.npy"),
     "unreadable file": (row_unreadable_file, r"x\.npy: cannot be read \(permission denied\)", "out.npy"),
     "unknown extension": (row_unknown_extension, r"x\.xyz: unknown file extension '\.xyz'; use one of", "out.npy"),
@@ -308,6 +333,20 @@ def test_image_kinds_convert_through_the_cli(make, tmp_path, maps, capsys):
     assert _run(["transform", maps[3], tmp_path / "in.png", "-o", tmp_path / "out.npy", "--quiet"]) == 0
     assert _run(["transform", maps[3], _npy(tmp_path / "ref.npy", expected), "-o", tmp_path / "ref_out.npy", "--quiet"]) == 0
     np.testing.assert_allclose(np.load(tmp_path / "out.npy"), np.load(tmp_path / "ref_out.npy"), rtol=1e-6, atol=1e-6)
+
+
+def test_text_header_is_skipped_and_said(tmp_path, maps, capsys):
+    """A first line without numbers is a header: skipped, and the command says so in one line (with the
+    same rows as a headerless file). Shown to fail when the notice is removed from io/arrays.py."""
+    rows = "1.0,2.0\n3.0,4.0\n5.0,6.5\n"
+    (tmp_path / "h.csv").write_text("x,y\n" + rows)
+    (tmp_path / "n.csv").write_text(rows)
+    assert _run(["transform", maps[2], tmp_path / "h.csv", "-o", tmp_path / "h.npy"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert [ln for ln in err if "skipped the header" in ln] == [f"{tmp_path / 'h.csv'}: skipped the header line 'x,y'"]
+    assert _run(["transform", maps[2], tmp_path / "n.csv", "-o", tmp_path / "n.npy"]) == 0
+    assert "skipped the header" not in capsys.readouterr().err
+    np.testing.assert_array_equal(np.load(tmp_path / "h.npy"), np.load(tmp_path / "n.npy"))
 
 
 def test_overwrite_replaces_and_debug_shows_traceback(tmp_path, maps, capsys):

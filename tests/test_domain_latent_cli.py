@@ -96,20 +96,31 @@ def test_latent_bad_input(tmp_path, capsys):
 
 
 def test_latent_fid_wiring(tmp_path, monkeypatch):
-    """The FID step of the pipeline, with a stand-in feature network (mean colour + 2 pixels): real
-    images score lower against themselves than the decoded noise does."""
+    """The FID step of the pipeline, with a stand-in feature network whose last feature says whether an
+    image is made of 8-bit levels (the real PNGs are, decoded images are not): the held-out real images
+    must be the reference and score (about) 0 against themselves, lower than every decoded set, which
+    must each be scored against that reference under its own name.
+
+    Shown to fail with ``ref = net(images["raw decoding Dec(Z)"])`` in run_latent (a decoded set as
+    the reference), and with the real images passed as one of the scored sets."""
     from PIL import Image
 
     import w2gn.metrics.fid as fid_mod
     from w2gn.applications.latent import LatentConfig, run_latent
+    from w2gn.metrics.fid import fid_from_features
+
+    seen = []
 
     class FakeInception:
         def __init__(self, *a, **k):
             pass
 
         def __call__(self, images, batch_size=32, progress=False):
-            flat = images.flatten(1)
-            return torch.cat([images.mean((2, 3)), flat[:, :2]], 1).double().numpy()
+            levels = images * 255.0
+            eight_bit = (levels - levels.round()).abs().flatten(1).max(1).values < 1e-3
+            feats = torch.cat([images.mean((2, 3)), eight_bit[:, None].float()], 1).double().numpy()
+            seen.append(feats)
+            return feats
 
     monkeypatch.setattr(fid_mod, "InceptionFeatures", FakeInception)
     g = np.random.default_rng(1)
@@ -119,6 +130,12 @@ def test_latent_fid_wiring(tmp_path, monkeypatch):
                        iterations=5, pretrain_iterations=0, hidden=[4], rank=1, fid_images=12, density_samples=0,
                        progress=False)
     rep = run_latent(cfg)
-    assert set(rep["fid"]) == {"reconstruction Dec(Enc(X))", "raw decoding Dec(Z)", "mapped Dec(grad psi(Z))"}
-    assert all(np.isfinite(v) and v >= -1e-9 for v in rep["fid"].values())
-    assert rep["fid_images"] == 12
+    names = ["reconstruction Dec(Enc(X))", "raw decoding Dec(Z)", "mapped Dec(grad psi(Z))"]
+    assert list(rep["fid"]) == names and rep["fid_images"] == 12
+    ref, *scored = seen
+    assert len(scored) == 3 and (ref[:, -1] == 1).all()  # the reference: the held-out real (8-bit) images
+    assert all((s[:, -1] == 0).all() for s in scored)  # every scored set: decoded images
+    self_fid = fid_from_features(ref, ref)
+    for name, feats in zip(names, scored):
+        assert rep["fid"][name] == pytest.approx(fid_from_features(ref, feats))
+        assert self_fid < 1e-6 < 0.9 < rep["fid"][name], name  # the real images score lowest, as claimed

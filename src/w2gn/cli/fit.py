@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 
 from .. import distributed
+from ..errors import W2GNUserError
 from ..io import check_output_path, load_samples
 from ..solvers import TimeBudget
 from ..solvers.presets import get_preset, preset_defaults
@@ -38,27 +40,34 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if Path(args.output).suffix.lower() != ".pt":
+        raise W2GNUserError(f"{args.output}: a fitted map is saved as a .pt file; give -o a name ending in .pt")
     out = check_output_path(args.output, args.overwrite)
     ctx0 = distributed.env_context()
     budget = args.time_budget
     if ctx0.enabled and budget is not None:
-        from ..errors import W2GNUserError
-
         raise W2GNUserError("--time-budget is not available under torchrun (each rank would end its schedule "
                             "at a different step); use --iterations")
     if budget is None and not ctx0.enabled:
         budget = get_preset(PRESET).time_budget
     distributed.make_solver(ctx0, **training_options(args), **accuracy_options(args))  # validates the options before any work
-    x = load_samples(args.source)
-    y = load_samples(args.target)
+    x = load_samples(args.source, log=lambda m: say(m, args.quiet))
+    y = load_samples(args.target, log=lambda m: say(m, args.quiet))
     if x.shape[1:] != y.shape[1:]:
-        from ..errors import W2GNUserError
-
         raise W2GNUserError(
             f"{args.source} has {x.shape[1]} columns but {args.target} has {y.shape[1]}; "
             "source and target samples must have the same dimension"
         )
-    resolve_lr(args, int(math.prod(x.shape[1:])))
+    dim = int(math.prod(x.shape[1:]))
+    need = max(args.batch_size, dim + 1)
+    for arr, path in ((x, args.source), (y, args.target)):
+        if arr.shape[0] < need:
+            # fewer rows than a batch would be resampled many times over per step, and fewer than D + 1
+            # points span no D-dimensional distribution: the fitted map would describe the sample, not the data
+            raise W2GNUserError(f"{path}: has {arr.shape[0]} samples, fewer than the {need} a fit needs "
+                                f"(--batch-size {args.batch_size} and dimension {dim} + 1); give more samples "
+                                "or a smaller --batch-size")
+    resolve_lr(args, dim)
     # under torchrun every rank trains (DDP); only rank 0 talks and writes
     with distributed.session(args.device) as (ctx, device):
         quiet = args.quiet or not ctx.is_main

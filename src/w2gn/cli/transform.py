@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
 
     out = check_output_path(args.output, args.overwrite)
     fitted = TransportMap.load(args.map).to(resolve_device(args.device))
-    data = load_samples(args.input)
+    data = load_samples(args.input, log=lambda m: say(m, args.quiet))
     want = fitted.event_shape
     if len(want) == 1 and data.shape[1] != want[0]:
         raise W2GNUserError(f"{args.input}: has {data.shape[1]} columns but the map is for dimension {want[0]}")

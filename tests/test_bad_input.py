@@ -7,7 +7,11 @@ checked to give exactly the pixels of the equivalent RGB array.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import pwd
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -117,12 +121,9 @@ def row_missing_file(t, maps):
     return ["transform", maps[2], t / "nope.npy", "-o", t / "out.npy"]
 
 
-def row_unreadable_file(t, maps, monkeypatch):
+def row_unreadable_file(t, maps):
     f = _npy(t / "x.npy", np.ones((5, 2)))
-    f.chmod(0)
-    if ROOT:  # root reads anything: simulate what a normal user gets from the OS
-        real = os.access
-        monkeypatch.setattr(os, "access", lambda p, m, *a, **k: False if Path(p) == f else real(p, m, *a, **k))
+    f.chmod(0)  # as root, the row runs as 'nobody' (see _unprivileged), to whom the OS refuses it
     return ["transform", maps[2], f, "-o", t / "out.npy"]
 
 
@@ -192,13 +193,10 @@ def row_output_missing_folder(t, maps):
     return ["transform", maps[2], _npy(t / "x.npy", np.ones((5, 2))), "-o", t / "no" / "out.npy"]
 
 
-def row_output_read_only_folder(t, maps, monkeypatch):
+def row_output_read_only_folder(t, maps):
     ro = t / "ro"
     ro.mkdir()
-    ro.chmod(0o555)
-    if ROOT:  # root writes anywhere: simulate what a normal user gets from the OS
-        real = os.access
-        monkeypatch.setattr(os, "access", lambda p, m, *a, **k: False if Path(p) == ro else real(p, m, *a, **k))
+    ro.chmod(0o555)  # as root, the row runs as 'nobody' (see _unprivileged), to whom the OS refuses it
     return ["transform", maps[2], _npy(t / "x.npy", np.ones((5, 2))), "-o", ro / "out.npy"]
 
 
@@ -275,13 +273,61 @@ ROWS = {
 }
 
 
+#: rows about file permissions: root reads and writes anything, so as root they run as 'nobody'
+PERMISSION_ROWS = {"unreadable file", "output in a read-only folder"}
+
+
+@contextlib.contextmanager
+def _unprivileged():
+    """Run the block with the real and effective ids of 'nobody' (the saved ids stay root's, to come
+    back): the OS then refuses what it refuses a normal user, and os.access, which checks the real
+    ids, says so. In-process, because this Python (under /root) cannot be started as 'nobody'."""
+    pw = pwd.getpwnam("nobody")
+    os.setresgid(pw.pw_gid, pw.pw_gid, 0)
+    os.setresuid(pw.pw_uid, pw.pw_uid, 0)
+    try:
+        yield
+    finally:
+        os.setresuid(0, 0, 0)
+        os.setresgid(0, 0, 0)
+
+
+@pytest.fixture
+def workdir(request, tmp_path, maps):
+    """Where a row runs, and its maps: tmp_path, or for a permission row as root a folder 'nobody' can use."""
+    if not (ROOT and request.node.callspec.params["row"] in PERMISSION_ROWS):
+        yield tmp_path, maps, contextlib.nullcontext
+        return
+    try:
+        pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("running as root and there is no 'nobody' user to drop to")
+    t = Path(tempfile.mkdtemp(prefix="w2gn-perm-"))
+    t.chmod(0o777)
+    shared = {}
+    for dim, src in maps.items():
+        shared[dim] = t / src.name
+        shutil.copyfile(src, shared[dim])
+        shared[dim].chmod(0o644)
+    try:
+        yield t, shared, _unprivileged
+    finally:
+        for p in t.rglob("*"):
+            p.chmod(0o700)
+        shutil.rmtree(t)
+
+
 @pytest.mark.parametrize("row", list(ROWS), ids=list(ROWS))
-def test_bad_input_row(row, tmp_path, maps, capsys, monkeypatch):
+def test_bad_input_row(row, workdir, capsys):
+    """Each row of the bad-input table through the command line (the permission rows through the OS's
+    own refusal, also when the tests run as root: shown to fail as root before, where they passed only
+    by monkeypatching os.access)."""
+    tmp_path, maps, context = workdir
     build, message, output = ROWS[row]
-    needs_patch = "monkeypatch" in build.__code__.co_varnames
-    argv = build(tmp_path, maps, monkeypatch) if needs_patch else build(tmp_path, maps)
+    argv = build(tmp_path, maps)
     before = {p for p in tmp_path.rglob("*")}
-    code = _run(argv)
+    with context():
+        code = _run(argv)
     err = capsys.readouterr().err
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert code == 2, err

@@ -236,3 +236,19 @@ def test_readme_states_the_runtime_rule():
     text = " ".join(README.read_text().split())
     assert "Every subcommand has `--help`, `--device`, `--dtype`, `--seed`" not in text
     assert "Every command that trains has `--time-budget`, `--device`, `--dtype` and `--seed`" in text
+
+
+def test_old_spellings_still_parse_as_hidden_aliases():
+    """Scripts written for the earlier names keep working; --help no longer lists those names."""
+    p = build_parser()
+    a = p.parse_args(["benchmark", "--budget", "5", "-o", "b"])
+    assert (a.time_budget, a.out_dir) == (5.0, "b")
+    assert p.parse_args(["benchmark", "--output-dir", "c"]).out_dir == "c"
+    assert p.parse_args(["compare", "gaussian", "--clock", "cpu"]).clock == "process"
+    assert p.parse_args(["domain-adapt", "-o", "d"]).out_dir == "d"
+    assert p.parse_args(["latent", "--output", "e"]).out_dir == "e"
+    assert p.parse_args(["style-apply", "m.pt", "i.png", "--output-dir", "f"]).out_dir == "f"
+    assert p.parse_args(["style-transfer", "A", "B", "-o", "g"]).out_dir == "g"
+    for name in ("benchmark", "domain-adapt", "style-transfer"):
+        text = COMMANDS[name].format_help()
+        assert "--output-dir" not in text and "--budget" not in text and "-o " not in text, name

@@ -113,6 +113,12 @@ def row_fewer_rows_than_dimension(t, maps):
             "--batch-size", "2"]
 
 
+def row_header_and_too_few_rows(t, maps):
+    # the header notice waits until the input is accepted: a refused file still gives one line
+    (t / "x.csv").write_text("a,b\n1.0,2.0\n3.0,4.0\n")
+    return ["fit", t / "x.csv", _npy(t / "y.npy", np.ones((20, 2))), "-o", t / "out.pt", *FIT]
+
+
 def row_fit_output_not_pt(t, maps):
     return ["fit", _npy(t / "x.npy", np.ones((20, 2))), _npy(t / "y.npy", np.ones((20, 2))), "-o", t / "out.xyz", *FIT]
 
@@ -237,6 +243,7 @@ ROWS = {
     "one-row source (fit)": (row_one_row_source, r"x\.npy: has 1 samples, fewer than the 8 a fit needs", "out.pt"),
     "fewer rows than dimension + 1 (fit)": (row_fewer_rows_than_dimension,
                                             r"y\.npy: has 4 samples, fewer than the 5 a fit needs", "out.pt"),
+    "header and too few rows (fit)": (row_header_and_too_few_rows, r"x\.csv: has 2 samples, fewer than the 8", "out.pt"),
     "fit output not .pt": (row_fit_output_not_pt, r"out\.xyz: a fitted map is saved as a \.pt file", "out.xyz"),
     "missing file": (row_missing_file, r"nope\.npy: no such file", "out.npy"),
     "unreadable file": (row_unreadable_file, r"x\.npy: cannot be read \(permission denied\)", "out.npy"),

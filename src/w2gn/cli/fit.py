@@ -51,8 +51,9 @@ def run(args: argparse.Namespace) -> int:
     if budget is None and not ctx0.enabled:
         budget = get_preset(PRESET).time_budget
     distributed.make_solver(ctx0, **training_options(args), **accuracy_options(args))  # validates the options before any work
-    x = load_samples(args.source, log=lambda m: say(m, args.quiet))
-    y = load_samples(args.target, log=lambda m: say(m, args.quiet))
+    notes: list[str] = []  # said once the inputs pass every check: refused input gets one line only
+    x = load_samples(args.source, log=notes.append)
+    y = load_samples(args.target, log=notes.append)
     if x.shape[1:] != y.shape[1:]:
         raise W2GNUserError(
             f"{args.source} has {x.shape[1]} columns but {args.target} has {y.shape[1]}; "
@@ -67,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
             raise W2GNUserError(f"{path}: has {arr.shape[0]} samples, fewer than the {need} a fit needs "
                                 f"(--batch-size {args.batch_size} and dimension {dim} + 1); give more samples "
                                 "or a smaller --batch-size")
+    for note in notes:
+        say(note, args.quiet)
     resolve_lr(args, dim)
     # under torchrun every rank trains (DDP); only rank 0 talks and writes
     with distributed.session(args.device) as (ctx, device):

@@ -33,10 +33,13 @@ def run(args: argparse.Namespace) -> int:
 
     out = check_output_path(args.output, args.overwrite)
     fitted = TransportMap.load(args.map).to(resolve_device(args.device))
-    data = load_samples(args.input, log=lambda m: say(m, args.quiet))
+    notes: list[str] = []  # said once the input passes every check: refused input gets one line only
+    data = load_samples(args.input, log=notes.append)
     want = fitted.event_shape
     if len(want) == 1 and data.shape[1] != want[0]:
         raise W2GNUserError(f"{args.input}: has {data.shape[1]} columns but the map is for dimension {want[0]}")
+    for note in notes:
+        say(note, args.quiet)
     data = data.astype("float64" if fitted.dtype.is_floating_point and str(fitted.dtype) == "torch.float64" else "float32")
     result = fitted.inverse(data, args.batch_size) if args.inverse else fitted.forward(data, args.batch_size)
     save_samples(out, result, overwrite=args.overwrite)

@@ -252,3 +252,16 @@ def test_old_spellings_still_parse_as_hidden_aliases():
     for name in ("benchmark", "domain-adapt", "style-transfer"):
         text = COMMANDS[name].format_help()
         assert "--output-dir" not in text and "--budget" not in text and "-o " not in text, name
+
+
+def test_readme_fit_paragraph_states_the_preset():
+    """The README's description of what 'w2gn fit' trains with matches the preset it reads its defaults from."""
+    from w2gn.solvers.presets import get_preset
+
+    fit = get_preset("fit")
+    text = " ".join(README.read_text().split())
+    assert f"up to {fit.options['iterations']} steps or {fit.time_budget / 60:g} minutes" in text
+    assert f"(`--time-budget {fit.time_budget:g}`)" in text
+    assert fit.options["lr_schedule"] == "cosine" and "cosine learning-rate decay" in text
+    assert fit.options["ema_decay"] > 0 and "weight averaging" in text
+    assert fit.options["refine_inverse_steps"] > 0 and "a refined inverse" in text

@@ -38,8 +38,8 @@ def main() -> int:
         return merge(args.merge, args.out)
     torch.set_num_threads(args.threads)
     rc = w2gn_main(["benchmark", "--pairs", args.pairs, "--dims", args.dims, "--methods", args.methods,
-                    "--budget", str(args.budget), "--log-every", str(args.log_every),
-                    "--curve-samples", str(args.curve_samples), "-o", str(args.out)])
+                    "--time-budget", str(args.budget), "--log-every", str(args.log_every),
+                    "--curve-samples", str(args.curve_samples), "--out-dir", str(args.out)])
     if rc == 0:
         print((args.out / "pairs.md").read_text())
         print((args.out / "results.md").read_text())

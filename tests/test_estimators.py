@@ -163,3 +163,24 @@ def test_top_level_names():
     assert w2gn.W2GNTransport is W2GNTransport and w2gn.MapTransport is MapTransport
     with pytest.raises(AttributeError):
         w2gn.NoSuchThing  # noqa: B018
+
+
+def test_estimator_defaults_are_the_solver_configs():
+    """The constructors' defaults (which scikit-learn reads from the signature) are the config dataclasses'.
+
+    Shown to fail with ``iterations: int = 5000`` written back into W2GNTransport after changing
+    W2GNConfig's default to 4000."""
+    import dataclasses
+    import inspect
+
+    from w2gn.estimators import ESTIMATORS
+    from w2gn.solvers import SOLVERS
+
+    for method, cls in ESTIMATORS.items():
+        config = {f.name: f for f in dataclasses.fields(SOLVERS[method].config_class)}
+        shown = 0
+        for name, param in inspect.signature(cls.__init__).parameters.items():
+            if name in config and config[name].default is not dataclasses.MISSING:
+                assert param.default == config[name].default, (method, name)
+                shown += 1
+        assert shown >= 5, method

@@ -90,3 +90,21 @@ def test_gaussian_log_prob_matches_scipy():
     x = torch.randn(10, 3, dtype=torch.float64)
     ref = multivariate_normal(mean.numpy(), cov.numpy()).logpdf(x.numpy())
     assert np.allclose(Gaussian(mean, cov).log_prob(x).numpy(), ref)
+
+
+def test_gaussian_command_records_the_values_it_used(tmp_path):
+    """The JSON report names the widths, lambda and iteration count the run used, not the config's
+    "chosen by dimension" placeholders (``null``). Shown to fail on the tree before this change, which
+    wrote ``"hidden": null`` and ``"lambda_cycle": null``."""
+    import json
+
+    from w2gn.cli import main
+    from w2gn.solvers import default_hidden
+
+    assert main(["gaussian", "--dim", "3", "--iterations", "20", "--pretrain-iterations", "0", "--batch-size", "32",
+                 "--eval-samples", "256", "--log-every", "10", "--no-checkpoints", "--quiet",
+                 "--out-dir", str(tmp_path)]) == 0
+    rep = json.loads((tmp_path / "gaussian_D3.json").read_text())
+    assert rep["config"]["hidden"] == default_hidden(3)
+    assert rep["config"]["lambda_cycle"] == 3.0  # min(D, 50)
+    assert rep["iterations"] == rep["config"]["iterations_run"] == 20

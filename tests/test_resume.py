@@ -37,6 +37,42 @@ def _same_weights(a: TransportMap, b: TransportMap, note: str = "") -> None:
             assert torch.equal(sa[k], sb[k]), f"{k} differs {note}"
 
 
+class _StepCounter:
+    """Counts the training steps W2GN solvers run while it is installed (their ``step`` calls)."""
+
+    def __init__(self, monkeypatch) -> None:
+        self.calls = 0
+        real = W2GNSolver.step
+
+        def counting(solver, *args, **kwargs):
+            self.calls += 1
+            return real(solver, *args, **kwargs)
+
+        monkeypatch.setattr(W2GNSolver, "step", counting)
+
+
+def _assert_continued(steps_run: int, from_iteration: int, total: int) -> None:
+    """A resumed run continued from its checkpoint: it ran only the steps after it. Equal weights alone
+    would not show this, since a run retrained from scratch with the same seed ends with the same ones."""
+    assert from_iteration > 0, "the resume had no checkpoint to continue from"
+    assert steps_run == total - from_iteration, (
+        f"the resumed run ran {steps_run} steps; continuing from iteration {from_iteration} of {total} "
+        f"takes {total - from_iteration}")
+
+
+def test_a_resume_that_retrains_from_scratch_is_caught(monkeypatch):
+    """Negative control of the resume tests below: a 'resume' that ignores its checkpoint and retrains
+    gives exactly the uninterrupted run's weights (so the weight comparison cannot tell), but runs every
+    step again, which :func:`_assert_continued` refuses."""
+    x, y = _data()
+    full = W2GNSolver(iterations=30, **TINY).fit(x, y)
+    counter = _StepCounter(monkeypatch)
+    fake = W2GNSolver(iterations=30, **TINY).fit(x, y)  # what such a resume does
+    _same_weights(full, fake)
+    with pytest.raises(AssertionError, match="ran 30 steps"):
+        _assert_continued(counter.calls, from_iteration=10, total=30)
+
+
 def test_resume_in_process_is_bit_identical(tmp_path):
     x, y = _data()
     full = W2GNSolver(iterations=60, **TINY).fit(x, y)
@@ -88,8 +124,9 @@ def test_resume_with_new_lr_applies_it(tmp_path):
     assert {g["lr"] for o in s.optimizers().values() for g in o.param_groups} == {1e-4}
 
 
-def test_sigkill_at_a_random_moment_then_resume_is_bit_identical(tmp_path):
-    """A CLI fit killed with SIGKILL, then 'w2gn resume', equals an uninterrupted run (CPU, 1 thread)."""
+def test_sigkill_at_a_random_moment_then_resume_is_bit_identical(tmp_path, monkeypatch):
+    """A CLI fit killed with SIGKILL, then 'w2gn resume', continues from the newest checkpoint (only the
+    remaining steps run) and equals an uninterrupted run (CPU, 1 thread)."""
     x, y = _data(n=400)
     np.save(tmp_path / "x.npy", x)
     np.save(tmp_path / "y.npy", y)
@@ -118,7 +155,11 @@ def test_sigkill_at_a_random_moment_then_resume_is_bit_identical(tmp_path):
         assert child.returncode == -signal.SIGKILL, f"child ended by itself before the kill (seed {seed})"
         assert not (tmp_path / "killed.pt").exists()  # no half-written map
         killed_at = ckpt.list_checkpoints(ckdir)[-1].name
+        from_iteration = ckpt.load_latest(ckdir)[1]["iteration"]
+        counter = _StepCounter(monkeypatch)
         assert main(["resume", str(ckdir)]) == 0
+        _assert_continued(counter.calls, from_iteration, 400)
+        monkeypatch.undo()
         assert main([*args, "-o", str(tmp_path / "ref.pt"), "--no-checkpoints"]) == 0
     finally:
         if child.poll() is None:
@@ -154,13 +195,19 @@ class _Interrupted(W2GNSolver):
         return super().step(iteration, p, q, generator)
 
 
-def test_ctrl_c_saves_the_last_good_state_and_resume_is_bit_identical(tmp_path):
+def test_ctrl_c_saves_the_last_good_state_and_resume_is_bit_identical(tmp_path, monkeypatch):
+    """Ctrl-C at step 17 saves the state of step 10; the resumed run runs steps 10..29 only and ends
+    with the uninterrupted run's weights."""
     x, y = _data()
     full = W2GNSolver(iterations=30, **TINY).fit(x, y)
     with pytest.raises(KeyboardInterrupt) as info:
         _Interrupted(iterations=30, checkpoint_dir=str(tmp_path), checkpoint_every=100, **TINY).fit(x, y)
     assert info.value.checkpoint.endswith("ckpt-000000010.ckpt")  # the last state whose loss was checked
-    resumed = W2GNSolver(iterations=30, checkpoint_dir=str(tmp_path), checkpoint_every=100, resume=True, **TINY).fit(x, y)
+    counter = _StepCounter(monkeypatch)
+    solver = W2GNSolver(iterations=30, checkpoint_dir=str(tmp_path), checkpoint_every=100, resume=True, **TINY)
+    resumed = solver.fit(x, y)
+    _assert_continued(counter.calls, ckpt.load(info.value.checkpoint)["iteration"], 30)
+    assert solver.resumed_from and solver.resumed_from.endswith("ckpt-000000010.ckpt")
     _same_weights(full, resumed)
 
 

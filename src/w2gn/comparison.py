@@ -155,7 +155,8 @@ def compare_gaussian(
             its = iterations[method] if isinstance(iterations, dict) else iterations
             opts = {"iterations": int(its), "batch_size": batch_size, "lr": lr, "hidden": paper_hidden(dim, hidden_floor),
                     "pretrain_iterations": pretrain_iterations, "log_every": eval_every, "seed": seed,
-                    "precondition": precondition, "device": device, "dtype": dtype, "progress": progress, **per_method.get(method, {})}
+                    "precondition": precondition, "device": device, "dtype": dtype, "progress": progress,
+                    **per_method.get(method, {})}
             solver, fitted, curve, st = _fit_tracked(method, opts, pair, x, tx, time_budget, clock)
             train_s = curve[-1]["seconds"] if curve else float("nan")
             final = curve[-1]["l2_uvp"] if curve else l2_uvp(torch.as_tensor(fitted.forward(x)), tx, pair.target.variance)

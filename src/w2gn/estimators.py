@@ -36,7 +36,12 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("w2gn's estimators need scikit-learn: pip install 'w2gn[sklearn]' (or pip install scikit-learn)") from exc
 from .fitted_map import TransportMap
-from .solvers import SOLVERS, get_solver
+from .solvers import SOLVERS, SolverConfig, W2GNConfig, get_solver
+
+# scikit-learn reads hyper-parameters from the constructors' signatures, so the defaults must be
+# literal there: they are read from the solvers' config dataclasses, the one place they live
+_BASE = SolverConfig()
+_W2GN = W2GNConfig()
 
 
 class BaseMapTransport(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
@@ -84,9 +89,9 @@ class BaseMapTransport(TransformerMixin, BaseEstimator, auto_wrap_output_keys=No
     # (auto_wrap_output_keys=None: scikit-learn's set_output wrapper would require a positional X in
     # fit_transform, which breaks POT's fit_transform(Xs=..., Xt=...))
 
-    def __init__(self, method: str = "w2gn", iterations: int = 5000, batch_size: int = 512, lr: float = 1e-3,
-                 solver_options: dict[str, Any] | None = None, random_state=None, device: str = "cpu",
-                 dtype: str = "float32", verbose: bool = False) -> None:
+    def __init__(self, method: str = "w2gn", iterations: int = _BASE.iterations, batch_size: int = _BASE.batch_size,
+                 lr: float = _BASE.lr, solver_options: dict[str, Any] | None = None, random_state=None,
+                 device: str = _BASE.device, dtype: str = _BASE.dtype, verbose: bool = False) -> None:
         self.method = method
         self.iterations = iterations
         self.batch_size = batch_size
@@ -230,10 +235,11 @@ class W2GNTransport(BaseMapTransport):
 
     method = "w2gn"
 
-    def __init__(self, iterations: int = 5000, batch_size: int = 512, lr: float = 1e-3, hidden: list[int] | None = None,
-                 rank: int = 1, lambda_cycle: float | None = None, cycle_x: bool = False, pretrain_iterations: int = 1000,
-                 solver_options: dict[str, Any] | None = None, random_state=None, device: str = "cpu",
-                 dtype: str = "float32", verbose: bool = False) -> None:
+    def __init__(self, iterations: int = _W2GN.iterations, batch_size: int = _W2GN.batch_size, lr: float = _W2GN.lr,
+                 hidden: list[int] | None = _W2GN.hidden, rank: int = _W2GN.rank,
+                 lambda_cycle: float | None = _W2GN.lambda_cycle, cycle_x: bool = _W2GN.cycle_x,
+                 pretrain_iterations: int = _W2GN.pretrain_iterations, solver_options: dict[str, Any] | None = None,
+                 random_state=None, device: str = _W2GN.device, dtype: str = _W2GN.dtype, verbose: bool = False) -> None:
         self.iterations = iterations
         self.batch_size = batch_size
         self.lr = lr
@@ -258,9 +264,9 @@ class W2GNTransport(BaseMapTransport):
 class _BaselineTransport(BaseMapTransport):
     """Constructor shared by the baseline estimators: the common options, the rest in ``solver_options``."""
 
-    def __init__(self, iterations: int = 5000, batch_size: int = 512, lr: float = 1e-3,
-                 solver_options: dict[str, Any] | None = None, random_state=None, device: str = "cpu",
-                 dtype: str = "float32", verbose: bool = False) -> None:
+    def __init__(self, iterations: int = _BASE.iterations, batch_size: int = _BASE.batch_size, lr: float = _BASE.lr,
+                 solver_options: dict[str, Any] | None = None, random_state=None, device: str = _BASE.device,
+                 dtype: str = _BASE.dtype, verbose: bool = False) -> None:
         self.iterations = iterations
         self.batch_size = batch_size
         self.lr = lr

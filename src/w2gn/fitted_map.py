@@ -409,3 +409,6 @@ def _keep_improved_rows(potential: ConvexPotential, y: torch.Tensor, x0: torch.T
         r = (potential.map(x) - y).flatten(1).norm(dim=1)
         ok = torch.isfinite(r) & torch.isfinite(x.flatten(1)).all(dim=1) & (r <= factor * r0)
     return torch.where(ok.view(-1, *([1] * (x.dim() - 1))), x, x0)
+
+
+__all__ = ["TransportMap", "FORMAT", "FORMAT_VERSION"]

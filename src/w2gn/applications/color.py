@@ -25,7 +25,7 @@ from ..io.atomic import atomic_path
 from ..io.images import full_scale
 from ..metrics import sliced_wasserstein
 from ..networks import ConvexPotential, DenseICNN
-from ..solvers import W2GNSolver
+from ..solvers import TimeBudget, W2GNSolver
 
 #: W2GN settings of Appendix C.6: Dense ICNN [3; 128; 128, 64] (rank 3), 5000 iterations of 1024
 #: pixels, Adam lr 1e-3, cycle weight lambda = 3, L1 penalty 1e-10 on the weights.
@@ -89,7 +89,8 @@ def sample_pixels(image: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
     return out
 
 
-def fit_color_transfer(content: np.ndarray, palette: np.ndarray, callback=None, **options: Any) -> TransportMap:
+def fit_color_transfer(content: np.ndarray, palette: np.ndarray, callback=None, time_budget: float | None = None,
+                       **options: Any) -> TransportMap:
     """Fit the colour map ``content palette -> palette palette`` with W2GN.
 
     Parameters
@@ -98,6 +99,8 @@ def fit_color_transfer(content: np.ndarray, palette: np.ndarray, callback=None, 
         Integer RGB images ``(H, W, 3)`` (as :func:`w2gn.io.images.read_rgb` returns); sizes may differ.
     callback:
         Passed to :meth:`w2gn.solvers.Solver.fit`.
+    time_budget:
+        Seconds of training after which the fit ends (:class:`~w2gn.solvers.TimeBudget`); ``None``: none.
     options:
         :class:`~w2gn.solvers.W2GNConfig` fields overriding :data:`COLOR_DEFAULTS` (C.6).
 
@@ -110,6 +113,8 @@ def fit_color_transfer(content: np.ndarray, palette: np.ndarray, callback=None, 
     opts = {**COLOR_DEFAULTS, **options}
     solver = W2GNSolver(**opts)
     seed = int(opts.get("seed", 0))
+    if time_budget:
+        callback = TimeBudget(solver, time_budget, then=callback)
     fitted = solver.fit(PixelSampler(content, "content", seed), PixelSampler(palette, "palette", seed + 1), callback=callback)
     fitted.info["application"] = "color_transfer"
     return fitted

@@ -26,7 +26,7 @@ from ..errors import W2GNUserError
 from ..fitted_map import TransportMap
 from ..io import atomic_torch_save
 from ..metrics import bures_w2_squared
-from ..solvers import get_solver
+from ..solvers import TimeBudget, get_solver
 from .autoencoder import ConvAutoencoder, decode, encode, train_autoencoder
 
 
@@ -42,7 +42,8 @@ class LatentConfig:
 
     W2GN (defaults from C.5: Dense ICNN ``[4; 256; 256; 128; 64]``, batch 128, lr 3e-4, lambda 100;
     the paper trains 100000 iterations, far beyond a CPU, so the default is CPU-sized):
-    ``iterations``, ``batch_size``, ``lr``, ``lambda_cycle``, ``hidden``, ``rank``, ``pretrain_iterations``.
+    ``iterations``, ``batch_size``, ``lr``, ``lambda_cycle``, ``hidden``, ``rank``, ``pretrain_iterations``;
+    ``time_budget`` (seconds of W2GN training, ``None`` = none).
 
     Evaluation: ``fid_images`` (images per FID set), ``grid`` (columns of the image grid),
     ``density_samples`` (latent points whose log-density is averaged; 0 = skip).
@@ -65,6 +66,7 @@ class LatentConfig:
     hidden: list[int] = dataclasses.field(default_factory=lambda: [256, 256, 128, 64])
     rank: int = 4
     pretrain_iterations: int = 1000
+    time_budget: float | None = None
     fid_images: int = 500
     grid: int = 10
     density_samples: int = 256
@@ -104,7 +106,8 @@ def fit_latent_map(latents: torch.Tensor, cfg: LatentConfig) -> tuple[TransportM
         hidden=list(cfg.hidden), rank=cfg.rank, pretrain_iterations=cfg.pretrain_iterations, seed=cfg.seed,
         device=cfg.device, dtype=cfg.dtype, progress=cfg.progress, log_every=max(1, min(500, cfg.iterations)),
     )
-    fitted = solver.fit(StandardNormal(latents.shape[1]), latents)
+    budget = TimeBudget(solver, cfg.time_budget) if cfg.time_budget else None
+    fitted = solver.fit(StandardNormal(latents.shape[1]), latents, callback=budget)
     return fitted, solver
 
 

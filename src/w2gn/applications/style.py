@@ -30,7 +30,7 @@ from ..io.atomic import atomic_path
 from ..io.image_folders import to_uint8
 from ..metrics.images import image_distances
 from ..networks import ConvICNN
-from ..solvers import Callback, W2GNSolver
+from ..solvers import Callback, TimeBudget, W2GNSolver
 
 #: the paper's settings (C.8 and the reference notebook): 128x128 crops of 256x256 images, 128-channel
 #: Conv ICNN with four convolutions per linear stack, batch 8, 20000 steps, lambda 35000, L1 1e-10
@@ -294,6 +294,7 @@ def train_style_transfer(
     grid_size: int = 6,
     prefetch: int = 2,
     callback: Callback | None = None,
+    time_budget: float | None = None,
     **solver_options: Any,
 ) -> tuple[TransportMap, W2GNSolver]:
     """Fit a style map from crops of ``source`` (A) to crops of ``target`` (B).
@@ -303,7 +304,9 @@ def train_style_transfer(
     :func:`style_solver`). With ``out_dir`` the map, sample grids and history are written there every
     ``checkpoint_every`` iterations and at the end. ``prefetch`` batches are cut ahead in a background
     thread (0: none). ``callback(iteration, live_map, stats) -> stop?`` is called every ``log_every``
-    steps besides the checkpointing. Returns the fitted map (``info["style"]`` records the crop settings) and the solver.
+    steps besides the checkpointing; ``time_budget``: seconds of training after which the run ends
+    (:class:`~w2gn.solvers.TimeBudget`, ``None`` = none). Returns the fitted map (``info["style"]`` records the
+    crop settings) and the solver.
 
     Resuming uses the solver's checkpoints (:class:`~w2gn.solvers.SolverConfig`): pass
     ``checkpoint_dir`` to write them (every ``checkpoint_every`` steps) and, to continue an interrupted run,
@@ -348,7 +351,8 @@ def train_style_transfer(
         p = PrefetchSampler(source, c.batch_size, prefetch, seed=c.seed)
         q = PrefetchSampler(target, c.batch_size, prefetch, seed=c.seed + 1)
     try:
-        fitted = solver.fit(p, q, callback=on_log, potential=potential)
+        budget = TimeBudget(solver, time_budget, then=on_log) if time_budget else on_log
+        fitted = solver.fit(p, q, callback=budget, potential=potential)
     finally:
         for s in (p, q):
             if isinstance(s, PrefetchSampler):

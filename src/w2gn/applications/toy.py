@@ -23,7 +23,7 @@ from ..errors import W2GNUserError
 from ..fitted_map import TransportMap
 from ..io.atomic import atomic_path
 from ..metrics import sliced_wasserstein
-from ..solvers import W2GNSolver
+from ..solvers import TimeBudget, W2GNSolver
 
 #: W2GN settings of Appendix C.3: Dense ICNN [2; 128; 128, 64] (rank 2), 30000 iterations of 1024
 #: samples, Adam lr 1e-3, cycle weight lambda = 1, L1 penalty 1e-10 on the weights.
@@ -35,6 +35,8 @@ TOY_DEFAULTS: dict[str, Any] = {
     "hidden": [128, 128, 64],
     "rank": 2,
     "l1_penalty": 1e-10,
+    # the paper's pictures are in the data's coordinates
+    "precondition": "none",
 }
 
 #: target name -> factory of the target sampler ``Q`` (the source is always ``N(0, I_2)``)
@@ -136,7 +138,7 @@ def evaluate_toy(fitted: TransportMap, target: Sampler, x: torch.Tensor, y: torc
 
 
 def run_toy(name: str, snapshots: Sequence[int] = (200, 2000), eval_samples: int = 4096, exact_samples: int = 2000,
-            callback=None, **options: Any) -> ToyResult:
+            callback=None, time_budget: float | None = None, **options: Any) -> ToyResult:
     """Fit W2GN from ``N(0, I_2)`` to the toy target ``name`` and evaluate it (Appendix C.3).
 
     Parameters
@@ -149,6 +151,8 @@ def run_toy(name: str, snapshots: Sequence[int] = (200, 2000), eval_samples: int
         ``log_every`` (the solver calls back only then); others are rounded up to one.
     eval_samples:
         Size of the fixed evaluation samples of ``P`` and ``Q`` (drawn with a seed of its own).
+    time_budget:
+        Seconds of training after which the run ends (:class:`~w2gn.solvers.TimeBudget`); ``None``: none.
     options:
         :class:`~w2gn.solvers.W2GNConfig` fields overriding :data:`TOY_DEFAULTS`.
     """
@@ -176,7 +180,7 @@ def run_toy(name: str, snapshots: Sequence[int] = (200, 2000), eval_samples: int
         return callback(it, fitted, row) if callback is not None else None
 
     t0 = time.perf_counter()
-    fitted = solver.fit(source, target, callback=cb)
+    fitted = solver.fit(source, target, callback=TimeBudget(solver, time_budget, then=cb) if time_budget else cb)
     seconds = time.perf_counter() - t0
     record(solver.iteration, fitted)
     fitted.info["application"] = f"toy:{name}"

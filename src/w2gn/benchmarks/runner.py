@@ -1,7 +1,8 @@
 """Run solvers on benchmark pairs under a wall-clock budget and score them against the true maps.
 
 What ``w2gn benchmark`` and ``benchmarks/accuracy.py`` call. A *method* is either a named W2GN
-configuration from :data:`PRESETS` (the ablation of the accuracy options) or any solver name in
+configuration from :data:`PRESETS` (:mod:`w2gn.solvers.presets`: the paper's, ``w2gn fit``'s and the
+ablation of the accuracy options) or any solver name in
 :data:`w2gn.solvers.SOLVERS` with its default configuration.
 """
 
@@ -14,51 +15,27 @@ from typing import Any
 import torch
 
 from ..errors import W2GNUserError
-from ..solvers import SOLVERS, TimeBudget, W2GNConfig, W2GNSolver, default_hidden, default_lr
+from ..solvers import SOLVERS, TimeBudget, W2GNConfig, W2GNSolver
+from ..solvers.presets import ALIASES, Preset, preset
+from ..solvers.presets import PRESETS as _PRESETS
 from .pairs import BenchmarkPair
 
-# what ``w2gn fit`` uses by default (chosen from the 900 CPU-s runs in benchmarks/results/accuracy.md;
-# "lr": "auto" = w2gn.solvers.default_lr(D), as the command does)
-_FIT_DEFAULT: dict[str, Any] = {"ema_decay": 0.99, "gradient_mode": "analytic", "lr": "auto", "lr_schedule": "cosine",
-                                "refine_inverse_steps": 20}
-
-#: named W2GN configurations: option overrides of :class:`~w2gn.solvers.W2GNConfig`. ``"paper"`` is
-#: the published algorithm (W2GNConfig's own defaults); each other entry switches one accuracy
-#: option on; ``"all"`` combines them. ``"hidden_scale"`` (not a config field) multiplies the
-#: default widths.
-PRESETS: dict[str, dict[str, Any]] = {
-    "paper": {},
-    "refine": {"refine_steps": 5, "refine_inverse_steps": 20},
-    "refine-inverse": {"refine_inverse_steps": 20},
-    "expectile": {"expectile_weight": 1.0},
-    "cosine": {"lr_schedule": "cosine"},
-    "ema": {"ema_decay": 0.99},
-    "linear-init": {"init": "linear"},
-    "batch-1024": {"batch_size": 1024},
-    "wide": {"hidden_scale": 2},
-    "lr-3e-3": {"lr": 3e-3},
-    "combo": {"ema_decay": 0.99, "expectile_weight": 1.0, "refine_inverse_steps": 20},
-    "fit-default": _FIT_DEFAULT,
-    # the paper's extra cycle term R_X (eq. 51, C.1: used in its high-dimensional experiments)
-    "cycle-x": {"cycle_x": True},
-    "fit-default-cycle-x": {**_FIT_DEFAULT, "cycle_x": True},
-    "all": {"refine_steps": 5, "refine_inverse_steps": 20, "expectile_weight": 1.0, "lr_schedule": "cosine",
-            "ema_decay": 0.99, "init": "linear"},
-}
+#: the named W2GN configurations the runner accepts as methods (one registry, :mod:`w2gn.solvers.presets`;
+#: ``"fit"``, alias ``"fit-default"``, is exactly what ``w2gn fit`` trains with)
+PRESETS: dict[str, Preset] = {**_PRESETS, **{alias: _PRESETS[name] for alias, name in ALIASES.items()}}
 
 
 def method_options(method: str, dim: int) -> dict[str, Any] | None:
-    """W2GN keyword options of a preset (widths resolved for ``dim``), or ``None`` for a non-preset solver."""
+    """W2GN keyword options of a preset (resolved for ``dim``), or ``None`` for a non-preset solver.
+
+    A preset's ``iterations`` is left out: here the time budget and ``max_iterations`` end the run,
+    as they always have (the schedule's horizon is re-aimed at the budget)."""
     if method not in PRESETS:
         if method in SOLVERS:
             return None
         raise W2GNUserError(f"unknown method {method!r}; choose presets {', '.join(PRESETS)} or solvers {', '.join(SOLVERS)}")
-    opts = dict(PRESETS[method])
-    if opts.get("lr") == "auto":
-        opts["lr"] = default_lr(dim)
-    scale = opts.pop("hidden_scale", None)
-    if scale:
-        opts["hidden"] = [int(h * scale) for h in default_hidden(dim)]
+    opts = preset(method, dim)
+    opts.pop("iterations", None)
     return opts
 
 

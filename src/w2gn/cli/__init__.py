@@ -22,7 +22,14 @@ COMMANDS = [gaussian, fit, transform, resume, compare, style, domain_adapt, late
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """An argument parser whose errors are one line (what, and where to look), exit status 2."""
+    """An argument parser whose errors are one line (what, and where to look), exit status 2, and whose
+    help shows every option's default (:class:`~w2gn.cli.options.HelpFormatter`; subcommands inherit both)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        from .options import HelpFormatter
+
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")

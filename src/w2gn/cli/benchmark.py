@@ -8,38 +8,41 @@ from pathlib import Path
 
 from ..errors import W2GNUserError
 from .common import int_list, positive_float, positive_int, say, write_json, write_text
+from .compare import add_clock_arg
+from .options import add_runtime_args, add_time_budget_arg
+from .outdir import add_out_dir_arg
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from ..benchmarks.runner import PRESETS
+    import inspect
 
+    from ..benchmarks.runner import PRESETS, run_fit
+
+    # the defaults are run_fit's own (except --log-every: fewer, cheaper convergence points)
+    d = {k: v.default for k, v in inspect.signature(run_fit).parameters.items()}
     p = sub.add_parser(
         "benchmark",
         help="score methods on pairs with known non-linear OT maps",
         description="Fit each METHOD on each benchmark pair (P, Q = grad psi # P, whose OT map grad psi is known) "
-        "for a fixed training budget (CPU seconds by default, see --clock), and write a table of forward/inverse "
+        "for a fixed training time (--time-budget, in the seconds of --clock), and write a table of forward/inverse "
         "L2-UVP, cosine, seconds and "
         "iterations (results.json, results.md), the pairs' identity/linear scores (pairs.md) and a convergence "
         "figure (convergence.png: L2-UVP against seconds, one curve per method).",
     )
-    p.add_argument("--pairs", default="fitted", choices=["fitted", "random"], help="pair family (default fitted)")
-    p.add_argument("--dims", type=int_list, default=[2, 4, 8], help="dimensions, comma-separated (default 2,4,8)")
-    p.add_argument("--methods", default="paper",
-                   help=f"comma-separated W2GN presets ({', '.join(PRESETS)}) or solver names (default paper)")
-    p.add_argument("--budget", type=positive_float, default=60.0, help="training seconds per fit (default 60)")
-    p.add_argument("--clock", default="process", choices=["process", "wall"],
-                   help="budget in CPU seconds of this process (default; robust on a shared CPU) or wall seconds")
-    p.add_argument("--max-iterations", type=positive_int, default=1_000_000, help="iteration cap per fit")
+    p.add_argument("--pairs", default="fitted", choices=["fitted", "random"], help="pair family")
+    p.add_argument("--dims", type=int_list, default=[2, 4, 8], help="dimensions, comma-separated")
+    p.add_argument("--methods", default=d["method"],
+                   help=f"comma-separated W2GN presets ({', '.join(PRESETS)}) or solver names")
+    add_time_budget_arg(p, d["budget_s"], text="training seconds per fit")
+    p.add_argument("--budget", dest="time_budget", type=positive_float, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    add_clock_arg(p, d["clock"])
+    p.add_argument("--max-iterations", type=positive_int, default=d["max_iterations"], help="iteration cap per fit")
     p.add_argument("--log-every", type=positive_int, default=200, help="iterations between convergence points")
-    p.add_argument("--curve-samples", type=positive_int, default=2048, help="samples per convergence point")
-    p.add_argument("--pair-seed", type=int, default=0, help="seed of the random pairs (default 0)")
+    p.add_argument("--curve-samples", type=positive_int, default=d["curve_samples"], help="samples per convergence point")
+    p.add_argument("--pair-seed", type=int, default=0, help="seed of the random pairs")
     p.add_argument("--pairs-only", action="store_true", help="only write the pairs' identity/linear scores")
-    p.add_argument("-o", "--output-dir", default="benchmark_results", help="folder for the outputs (created)")
-    g = p.add_argument_group("runtime")
-    g.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
-    g.add_argument("--dtype", default="float32", choices=["float32", "float64"], help="training precision")
-    g.add_argument("--seed", type=int, default=0, help="training seed of every fit (default 0)")
-    g.add_argument("--quiet", action="store_true", help="no progress output")
+    add_out_dir_arg(p, "benchmark_results", old=("-o", "--output-dir"))
+    add_runtime_args(p, quiet="no progress output")
     p.set_defaults(func=run)
 
 
@@ -54,9 +57,9 @@ def run(args: argparse.Namespace) -> int:
         raise W2GNUserError("--methods is empty; name at least one method")
     for m in methods:
         method_options(m, 2)  # validates the name before any work
-    out = Path(args.output_dir)
+    out = Path(args.out_dir)
     if out.exists() and not out.is_dir():
-        raise W2GNUserError(f"{out}: exists and is not a folder; choose another --output-dir")
+        raise W2GNUserError(f"{out}: exists and is not a folder; choose another --out-dir")
     out.mkdir(parents=True, exist_ok=True)
     pairs = [fitted_pair(d) if args.pairs == "fitted" else random_pair(d, seed=args.pair_seed) for d in args.dims]
     write_text(out / "pairs.md", baseline_table(pairs))
@@ -68,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     for pair in pairs:
         for m in methods:
             bar.set_postfix_str(f"{pair.name} {m}")
-            r = run_fit(pair, m, budget_s=args.budget, max_iterations=args.max_iterations, seed=args.seed,
+            r = run_fit(pair, m, budget_s=args.time_budget, max_iterations=args.max_iterations, seed=args.seed,
                         log_every=args.log_every, curve_samples=args.curve_samples, device=args.device,
                         dtype=args.dtype, clock=args.clock)
             results.append(r)

@@ -6,16 +6,24 @@ import argparse
 import time
 from pathlib import Path
 
+from ..applications.color import CHUNK_PIXELS, COLOR_DEFAULTS
 from ..errors import W2GNUserError
-from .common import add_runtime_args, add_training_args, positive_int, say, training_options, write_json
+from ..solvers.presets import preset_defaults
+from .common import positive_int, say, write_json
+from .options import add_runtime_args, add_training_args, training_options
+
+#: the settings of Appendix C.6 (:data:`w2gn.applications.color.COLOR_DEFAULTS`) over the paper's algorithm
+DEFAULTS = {**preset_defaults("paper"), **COLOR_DEFAULTS}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    d = DEFAULTS
     p = sub.add_parser(
         "color-transfer",
         help="recolour an image with the colour palette of another (pixel-wise W2GN map in RGB)",
         description="Fit a cycle-monotone map between the pixel colours of CONTENT and PALETTE (W2GN, Dense ICNN "
-        "[3; 128; 128, 64], 5000 steps of 1024 pixels, lambda 3, L1 1e-10: Appendix C.6) and write CONTENT "
+        f"[3; {'; '.join(map(str, d['hidden']))}] of rank {d['rank']}, {d['iterations']} steps of {d['batch_size']} "
+        f"pixels, lr {d['lr']:g}, lambda {d['lambda_cycle']:g}, L1 {d['l1_penalty']:g}: Appendix C.6) and write CONTENT "
         "recoloured with PALETTE's colours to OUT. Any image size: pixels are sampled for training and streamed "
         "in chunks when applying. With --map, skip fitting and apply a saved map to CONTENT (other photos, "
         "video frames).",
@@ -25,24 +33,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("content", help="image to recolour (JPEG/PNG/TIFF/BMP/WebP; greyscale and opaque RGBA are converted)")
     p.add_argument("palette", nargs="?", help="image whose colours to use (not needed with --map)")
     p.add_argument("-o", "--output", required=True, help="recoloured CONTENT (extension picks the format)")
-    p.add_argument("--inverse-output", metavar="PATH", help="also write PALETTE recoloured with CONTENT's colours")
-    p.add_argument("--save-map", metavar="PATH", help="save the fitted map (.pt) to re-apply it without refitting")
-    p.add_argument("--map", dest="load_map", metavar="PATH", help="apply this saved map instead of fitting one")
+    p.add_argument("--inverse-output", metavar="PATH",
+                   help="also write PALETTE recoloured with CONTENT's colours (default: not written)")
+    p.add_argument("--save-map", metavar="PATH",
+                   help="save the fitted map (.pt) to re-apply it without refitting (default: not saved)")
+    p.add_argument("--map", dest="load_map", metavar="PATH",
+                   help="apply this saved map instead of fitting one (default: fit a map)")
     p.add_argument("--direction", choices=["forward", "inverse"], default="forward",
-                   help="with --map: forward (content->palette colours, default) or inverse")
-    p.add_argument("--figure", metavar="PATH", help="PNG of the palettes before/after (3-D RGB scatter, Figure 16b)")
-    p.add_argument("--report", metavar="PATH", help="JSON with timings and palette distances")
-    p.add_argument("--figure-pixels", type=positive_int, default=3000, help="pixels per palette in the figure (3000)")
+                   help="with --map: forward (content->palette colours) or inverse")
+    p.add_argument("--figure", metavar="PATH",
+                   help="PNG of the palettes before/after (3-D RGB scatter, Figure 16b) (default: not drawn)")
+    p.add_argument("--report", metavar="PATH", help="JSON with timings and palette distances (default: not written)")
+    p.add_argument("--figure-pixels", type=positive_int, default=3000, help="pixels per palette in the figure")
     p.add_argument("--eval-pixels", type=positive_int, default=20000,
-                   help="random pixels per image for the sliced-W2 palette distances (default 20000)")
-    p.add_argument("--chunk-pixels", type=positive_int, default=1 << 14,
-                   help="pixels mapped at once when applying (bounds memory; default 16384)")
-    p.add_argument("--quality", type=positive_int, default=95, help="JPEG/WebP quality (default 95)")
+                   help="random pixels per image for the sliced-W2 palette distances")
+    p.add_argument("--chunk-pixels", type=positive_int, default=CHUNK_PIXELS,
+                   help="pixels mapped at once when applying (bounds memory)")
+    p.add_argument("--quality", type=positive_int, default=95, help="JPEG/WebP quality")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files (never the inputs)")
-    add_training_args(p, iterations=5000, batch_size=1024, lr=1e-3, lambda_cycle=3.0)
+    add_training_args(p, DEFAULTS)
     add_runtime_args(p)
-    # C.6 architecture and penalty as defaults (add_training_args' generic defaults are for any D)
-    p.set_defaults(func=run, hidden=[128, 128, 64], rank=3, l1_penalty=1e-10)
+    p.set_defaults(func=run)
 
 
 def _outputs(args: argparse.Namespace) -> list[Path]:
@@ -101,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
         say(f"fitting colour map {args.content} ({content.shape[1]}x{content.shape[0]}) -> {args.palette} "
             f"({palette.shape[1]}x{palette.shape[0]}), {opts['iterations']} steps", args.quiet)
         t0, c0 = time.perf_counter(), time.process_time()
-        fitted = fit_color_transfer(content, palette, **opts)
+        fitted = fit_color_transfer(content, palette, time_budget=args.time_budget, **opts)
         report["fit_seconds"] = time.perf_counter() - t0
         report["fit_cpu_seconds"] = time.process_time() - c0
         if args.save_map:

@@ -8,7 +8,22 @@ from pathlib import Path
 from ..comparison import compare_gaussian, markdown_report, plot_convergence
 from ..errors import W2GNUserError
 from ..solvers import SOLVERS
-from .common import add_runtime_args, int_list, nonneg_int, positive_float, positive_int, say, write_json, write_text
+from .common import int_list, nonneg_int, positive_float, positive_int, say, write_json, write_text
+from .options import add_runtime_args, add_time_budget_arg
+
+#: one spelling of the clock in every command: process CPU seconds or wall seconds ("cpu": compare's old name)
+CLOCKS = ["process", "wall"]
+
+
+def clock_type(text: str) -> str:
+    """``--clock`` values; ``cpu`` (an earlier spelling) means ``process``."""
+    return "process" if text == "cpu" else text
+
+
+def add_clock_arg(p: argparse._ActionsContainer, default: str = "process") -> None:
+    """``--clock {process,wall}``: which seconds a time budget and the reported timings count."""
+    p.add_argument("--clock", type=clock_type, choices=CLOCKS, default=default,
+                   help="seconds as CPU time of this process (robust on a shared machine) or as wall-clock time")
 
 
 def _methods(text: str) -> list[str]:
@@ -22,6 +37,10 @@ def _methods(text: str) -> list[str]:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    import inspect
+
+    # the defaults are compare_gaussian's own
+    d = {k: v.default for k, v in inspect.signature(compare_gaussian).parameters.items()}
     p = sub.add_parser(
         "compare",
         help="compare W2GN with the baselines LSOT, MM-1, MM-2 (paper's Table 1 and Figure 2)",
@@ -36,35 +55,39 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "OUT_DIR/compare_gaussian.md (L2-UVP beside the paper's Table 1, seconds, time-to-accuracy ratio) and "
         "OUT_DIR/compare_gaussian.png (L2-UVP against seconds and iterations, the paper's Figure 2).",
     )
-    g.add_argument("--dims", type=int_list, default=[2, 4, 8, 16], help="dimensions (default 2,4,8,16)")
-    g.add_argument("--methods", type=_methods, default=["w2gn", "lsot", "mm1", "mm2"],
-                   help="methods to compare (default w2gn,lsot,mm1,mm2)")
-    g.add_argument("--out-dir", default="outputs", help="folder for the outputs (default outputs)")
-    g.add_argument("--iterations", type=positive_int, default=2000, help="training steps per method (default 2000)")
-    g.add_argument("--time-budget", type=positive_float, default=None,
-                   help="stop a method after this many training seconds (default: no limit)")
-    g.add_argument("--clock", choices=["wall", "cpu"], default="wall",
-                   help="seconds measured as wall-clock or as process CPU time (robust on a shared machine; default wall)")
-    g.add_argument("--batch-size", type=positive_int, default=512, help="samples per step (default 512)")
-    g.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate of every method (default 1e-3)")
-    g.add_argument("--hidden-floor", type=positive_int, default=32,
-                   help="minimum Dense ICNN width; 1 gives the paper's [D, D, D/2] exactly (default 32)")
-    g.add_argument("--pretrain-iterations", type=nonneg_int, default=1000, help="identity pretraining steps (default 1000)")
-    g.add_argument("--eval-every", type=positive_int, default=50, help="iterations between L2-UVP evaluations (default 50)")
-    g.add_argument("--eval-samples", type=positive_int, default=4096, help="samples for L2-UVP (default 4096)")
-    g.add_argument("--pair-seed", type=int, default=0, help="seed of the random Gaussian pairs (default 0)")
-    g.add_argument("--family", choices=["centred", "offset"], default="centred",
-                   help="centred: the paper's pairs; offset: non-zero means and spectra in [0.2, 5] (default centred)")
-    g.add_argument("--precondition", choices=["none", "standardize", "bures"], default="none",
-                   help="coordinates every method trains in (none: the paper's; bures: as w2gn fit; default none)")
+    g.add_argument("--dims", type=int_list, default=[2, 4, 8, 16], help="dimensions")
+    g.add_argument("--methods", type=_methods, default=["w2gn", "lsot", "mm1", "mm2"], help="methods to compare")
+    g.add_argument("--out-dir", default="outputs", metavar="DIR", help="folder for the outputs (created if missing)")
+    g.add_argument("--iterations", type=positive_int, default=d["iterations"], help="training steps per method")
+    add_time_budget_arg(g, d["time_budget"], text="stop a method after this many training seconds")
+    add_clock_arg(g)
+    g.add_argument("--batch-size", type=positive_int, default=d["batch_size"], help="samples per step")
+    g.add_argument("--lr", type=positive_float, default=d["lr"], help="Adam learning rate of every method")
+    g.add_argument("--hidden-floor", type=positive_int, default=d["hidden_floor"],
+                   help="minimum Dense ICNN width; 1 gives the paper's [D, D, D/2] exactly")
+    g.add_argument("--pretrain-iterations", type=nonneg_int, default=d["pretrain_iterations"],
+                   help="identity pretraining steps")
+    g.add_argument("--eval-every", type=positive_int, default=d["eval_every"], help="iterations between L2-UVP evaluations")
+    g.add_argument("--eval-samples", type=positive_int, default=d["eval_samples"], help="samples for L2-UVP")
+    g.add_argument("--pair-seed", type=int, default=d["pair_seed"], help="seed of the random Gaussian pairs")
+    g.add_argument("--family", choices=["centred", "offset"], default=d["family"],
+                   help="centred: the paper's pairs; offset: non-zero means and spectra in [0.2, 5]")
+    g.add_argument("--precondition", choices=["none", "standardize", "bures"], default=d["precondition"],
+                   help="coordinates every method trains in (none: the paper's; bures: as w2gn fit)")
     b = g.add_argument_group("baseline options")
-    b.add_argument("--lsot-epsilon", type=positive_float, default=0.01, help="LSOT regularisation (default 0.01, C.4)")
-    b.add_argument("--lsot-regularizer", choices=["l2", "entropy"], default="l2", help="LSOT regulariser (default l2)")
-    b.add_argument("--mm1-inner-iterations", type=positive_int, default=50, help="MM-1 inner solver iterations (default 50)")
-    b.add_argument("--mm1-inner-tol", type=positive_float, default=1e-3, help="MM-1 inner solver tolerance (default 1e-3)")
-    b.add_argument("--mm1-inner-optimizer", choices=["lbfgs", "adam", "gd"], default="lbfgs",
-                   help="MM-1 inner optimiser (default lbfgs)")
-    b.add_argument("--mm2-inner-steps", type=positive_int, default=10, help="MM-2 steps on omega per step on theta (default 10)")
+    from ..solvers import LSOTConfig, MM1Config, MM2Config
+    from .options import config_defaults
+
+    lsot, mm1, mm2 = config_defaults(LSOTConfig), config_defaults(MM1Config), config_defaults(MM2Config)
+    b.add_argument("--lsot-epsilon", type=positive_float, default=lsot["epsilon"], help="LSOT regularisation (C.4)")
+    b.add_argument("--lsot-regularizer", choices=["l2", "entropy"], default=lsot["regularizer"], help="LSOT regulariser")
+    b.add_argument("--mm1-inner-iterations", type=positive_int, default=mm1["inner_iterations"],
+                   help="MM-1 inner solver iterations")
+    b.add_argument("--mm1-inner-tol", type=positive_float, default=mm1["inner_tol"], help="MM-1 inner solver tolerance")
+    b.add_argument("--mm1-inner-optimizer", choices=["lbfgs", "adam", "gd"], default=mm1["inner_optimizer"],
+                   help="MM-1 inner optimiser")
+    b.add_argument("--mm2-inner-steps", type=positive_int, default=mm2["inner_steps"],
+                   help="MM-2 steps on omega per step on theta")
     add_runtime_args(g)
     g.set_defaults(func=run_gaussian)
     p.set_defaults(func=lambda _args: _missing(p))
@@ -87,8 +110,9 @@ def run_gaussian(args: argparse.Namespace) -> int:
     result = compare_gaussian(
         args.dims, args.methods, iterations=args.iterations, batch_size=args.batch_size, lr=args.lr,
         hidden_floor=args.hidden_floor, pretrain_iterations=args.pretrain_iterations, eval_every=args.eval_every,
-        eval_samples=args.eval_samples, time_budget=args.time_budget, clock=args.clock, pair_seed=args.pair_seed,
+        eval_samples=args.eval_samples, time_budget=args.time_budget, pair_seed=args.pair_seed,
         family=args.family, precondition=args.precondition, seed=args.seed,
+        clock="cpu" if args.clock == "process" else "wall",  # compare_gaussian's names for the two clocks
         device=args.device, dtype=args.dtype, method_options={m: o for m, o in options.items() if m in args.methods},
         progress=not args.quiet, log=lambda msg: say(msg, args.quiet),
     )

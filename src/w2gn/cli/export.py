@@ -21,16 +21,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", default=None,
                    help="output file (default: MAP's name + _forward/_inverse + .pt or .onnx)")
     p.add_argument("--format", choices=["torchscript", "onnx"], default="torchscript",
-                   help="artefact format (default torchscript)")
+                   help="artefact format")
     p.add_argument("--inverse", action="store_true", help="export the inverse map (target -> source) instead")
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p.add_argument("--check-samples", type=nonneg_int, default=1001,
-                   help="random inputs the artefact is checked on after export (0 = no check; default 1001)")
+                   help="random inputs the artefact is checked on after export (0 = no check)")
     g = p.add_argument_group("runtime")
     g.add_argument("--dtype", choices=["float32", "float64"], default=None,
                    help="precision of the exported graph (default: the map's)")
     g.add_argument("--device", default="cpu", help="where the map runs for the check (the artefact itself is CPU)")
-    g.add_argument("--seed", type=int, default=0, help="seed of the check's random inputs (default 0)")
+    g.add_argument("--seed", type=int, default=0, help="seed of the check's random inputs")
     g.add_argument("--quiet", action="store_true", help="no messages")
     p.set_defaults(func=run)
 

@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 
 from .. import distributed
+from ..errors import W2GNUserError
 from ..io import check_output_path, load_samples
 from ..solvers import TimeBudget
-from .common import (
-    accuracy_options,
-    add_accuracy_args,
-    add_runtime_args,
-    add_training_args,
-    resolve_lr,
-    say,
-    training_options,
-)
+from ..solvers.presets import get_preset, preset_defaults
+from .common import say
+from .options import accuracy_options, add_accuracy_args, add_runtime_args, add_training_args, resolve_lr, training_options
 
-#: default training-time budget of ``w2gn fit`` in seconds (with ``--iterations`` 60000, whichever comes first)
-DEFAULT_BUDGET = 900.0
+#: the named configuration ``w2gn fit`` trains with (:mod:`w2gn.solvers.presets`): its defaults and time budget
+PRESET = "fit"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -32,41 +28,49 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("source", help="file of source samples (rows)")
     p.add_argument("target", help="file of target samples (rows)")
-    p.add_argument("-o", "--output", default="map.pt", help="where to save the fitted map (default map.pt)")
+    p.add_argument("-o", "--output", default="map.pt", help="where to save the fitted map (a .pt file)")
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
-    # the fast analytic step, a learning rate by dimension and a 15-minute budget: the settings that
-    # reached the accuracy targets of benchmarks/results/accuracy.md
-    add_training_args(p, iterations=60000, lr=None, gradient_mode="analytic")
-    p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
-                   help="stop after this many seconds of training, ending the cosine schedule there "
-                   f"(default {DEFAULT_BUDGET:g} in one process; not available under torchrun)")
-    add_accuracy_args(p)
+    # the preset's budget applies in one process only; under torchrun each rank would end its schedule elsewhere
+    defaults = preset_defaults(PRESET)
+    add_training_args(p, defaults, time_budget=None,
+                      time_budget_means=f"{get_preset(PRESET).time_budget:g} in one process; not available under torchrun")
+    add_accuracy_args(p, defaults)
     add_runtime_args(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if Path(args.output).suffix.lower() != ".pt":
+        raise W2GNUserError(f"{args.output}: a fitted map is saved as a .pt file; give -o a name ending in .pt")
     out = check_output_path(args.output, args.overwrite)
     ctx0 = distributed.env_context()
     budget = args.time_budget
     if ctx0.enabled and budget is not None:
-        from ..errors import W2GNUserError
-
         raise W2GNUserError("--time-budget is not available under torchrun (each rank would end its schedule "
                             "at a different step); use --iterations")
     if budget is None and not ctx0.enabled:
-        budget = DEFAULT_BUDGET
+        budget = get_preset(PRESET).time_budget
     distributed.make_solver(ctx0, **training_options(args), **accuracy_options(args))  # validates the options before any work
-    x = load_samples(args.source)
-    y = load_samples(args.target)
+    notes: list[str] = []  # said once the inputs pass every check: refused input gets one line only
+    x = load_samples(args.source, log=notes.append)
+    y = load_samples(args.target, log=notes.append)
     if x.shape[1:] != y.shape[1:]:
-        from ..errors import W2GNUserError
-
         raise W2GNUserError(
             f"{args.source} has {x.shape[1]} columns but {args.target} has {y.shape[1]}; "
             "source and target samples must have the same dimension"
         )
-    resolve_lr(args, int(math.prod(x.shape[1:])))
+    dim = int(math.prod(x.shape[1:]))
+    need = max(args.batch_size, dim + 1)
+    for arr, path in ((x, args.source), (y, args.target)):
+        if arr.shape[0] < need:
+            # fewer rows than a batch would be resampled many times over per step, and fewer than D + 1
+            # points span no D-dimensional distribution: the fitted map would describe the sample, not the data
+            raise W2GNUserError(f"{path}: has {arr.shape[0]} samples, fewer than the {need} a fit needs "
+                                f"(--batch-size {args.batch_size} and dimension {dim} + 1); give more samples "
+                                "or a smaller --batch-size")
+    for note in notes:
+        say(note, args.quiet)
+    resolve_lr(args, dim)
     # under torchrun every rank trains (DDP); only rank 0 talks and writes
     with distributed.session(args.device) as (ctx, device):
         quiet = args.quiet or not ctx.is_main

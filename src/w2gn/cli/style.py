@@ -7,16 +7,29 @@ from __future__ import annotations
 
 import argparse
 import math
-from pathlib import Path
 
+from ..applications.style import CPU_DEFAULTS, PAPER_SETTINGS
 from .common import nonneg_float, nonneg_int, positive_float, positive_int, say, write_json, write_text
+from .options import add_runtime_args, add_time_budget_arg
+from .outdir import add_out_dir_arg, require_out_dir
 
-_DEFAULTS_NOTE = (
-    "Defaults are sized for a CPU: images resized to 128 pixels on the short side, 64x64 crops, 16 features "
-    "per convolution, 1000 steps. --paper selects the paper's settings (C.8, GPU): original 256x256 images, "
-    "128x128 crops, 128 features, 4 convolutions per linear stack, batch 8, 20000 steps, lambda 35000, "
-    "L1 1e-10, lr 1e-4, 1000 pretraining steps; options given explicitly override --paper."
-)
+
+def _defaults_note() -> str:
+    c, p = CPU_DEFAULTS, PAPER_SETTINGS
+    return (f"Defaults are sized for a CPU: images resized to {c['load_size']} pixels on the short side, "
+            f"{c['crop']}x{c['crop']} crops, {c['features']} features per convolution, {c['iterations']} steps. "
+            f"--paper selects the paper's settings (C.8, GPU): original images, {p['crop']}x{p['crop']} crops, "
+            f"{p['features']} features, {p['linear_depth']} convolutions per linear stack, batch {p['batch_size']}, "
+            f"{p['iterations']} steps, lambda {p['lambda_cycle']:g}, L1 {p['l1_penalty']:g}, lr {p['lr']:g}, "
+            f"{p['pretrain_iterations']} pretraining steps; options given explicitly override --paper.")
+
+
+def _both(key: str) -> str:
+    """What an option of the CPU defaults / --paper settings defaults to, read from the two tables."""
+    c, p = CPU_DEFAULTS[key], PAPER_SETTINGS[key]
+    show = {None: "original size", 0: "original size"}
+    c, p = show.get(c, c), show.get(p, p)
+    return f"default: {c}" if c == p else f"default: {c}; --paper: {p}"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -34,53 +47,57 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "(rotations up to 10 degrees, horizontal flips, Gaussian noise 0.01). Writes OUT/map.pt, sample grids "
         "OUT/grid_*.png (rows: A, A->B, A->B->A, B, B->A, B->A->B), OUT/history.json and, at the end, "
         "OUT/metrics.json/.md (cycle error per pixel and sliced W2 distances to the other set, translated vs. "
-        "untranslated). " + _DEFAULTS_NOTE,
+        "untranslated). " + _defaults_note(),
     )
     p.add_argument("dir_a", help="folder of images of domain A (source)")
     p.add_argument("dir_b", help="folder of images of domain B (target)")
-    p.add_argument("-o", "--output-dir", default="style_run", help="folder for the map, grids and metrics (default style_run)")
-    p.add_argument("--overwrite", action="store_true", help="write into OUTPUT_DIR even if it already holds a map.pt")
+    add_out_dir_arg(p, "style_run", old=("-o", "--output-dir"), text="folder for the map, grids and metrics")
+    p.add_argument("--overwrite", action="store_true", help="write into OUT_DIR even if it already holds a map.pt")
     p.add_argument("--paper", action="store_true", help="start from the paper's settings instead of the CPU defaults")
     d = p.add_argument_group("data")
-    d.add_argument("--crop", type=positive_int, default=None, help="side of the random square crops (CPU 64, paper 128)")
+    d.add_argument("--crop", type=positive_int, default=None, help=f"side of the random square crops ({_both('crop')})")
     d.add_argument("--load-size", type=nonneg_int, default=None,
-                   help="resize images so the short side has this many pixels when loading; 0 = original (CPU 128, paper 0)")
-    d.add_argument("--channels", type=int, choices=[1, 3], default=None, help="decode as grey (1) or RGB (3)")
-    d.add_argument("--rotation", type=nonneg_float, default=10.0, help="max rotation in degrees (default 10 = pi/18)")
+                   help=f"resize images so the short side has this many pixels when loading; 0 = original ({_both('load_size')})")
+    d.add_argument("--channels", type=int, choices=[1, 3], default=None,
+                   help="decode as grey (1) or RGB (3) (default: as the images are)")
+    d.add_argument("--rotation", type=nonneg_float, default=10.0, help="max rotation in degrees (10 = pi/18, as C.8)")
     d.add_argument("--no-flip", action="store_true", help="no random horizontal flips")
-    d.add_argument("--noise", type=nonneg_float, default=0.01, help="std of the pixel noise, pixels in [-1, 1] (default 0.01)")
-    d.add_argument("--max-images", type=positive_int, default=None, help="use only the first N images of each folder")
-    d.add_argument("--workers", type=positive_int, default=4, help="threads decoding images (default 4)")
-    d.add_argument("--prefetch", type=nonneg_int, default=2, help="batches cut ahead in a background thread (default 2; 0 = off)")
+    d.add_argument("--noise", type=nonneg_float, default=0.01, help="std of the pixel noise, pixels in [-1, 1]")
+    d.add_argument("--max-images", type=positive_int, default=None,
+                   help="use only the first N images of each folder (default: all)")
+    d.add_argument("--workers", type=positive_int, default=4, help="threads decoding images")
+    d.add_argument("--prefetch", type=nonneg_int, default=2, help="batches cut ahead in a background thread (0 = off)")
     d.add_argument("--test-a", default=None, help="held-out folder of A images for the final metrics (default: DIR_A)")
     d.add_argument("--test-b", default=None, help="held-out folder of B images for the final metrics (default: DIR_B)")
-    d.add_argument("--eval-crops", type=positive_int, default=200, help="crops per side for the final metrics (default 200)")
+    d.add_argument("--eval-crops", type=positive_int, default=200, help="crops per side for the final metrics")
     n = p.add_argument_group("network (Conv ICNN, B.3)")
-    n.add_argument("--features", type=positive_int, default=None, help="channels of every convolution (CPU 16, paper 128)")
-    n.add_argument("--linear-depth", type=positive_int, default=None, help="convolutions per linear stack (CPU 2, paper 4)")
-    n.add_argument("--strided-layers", type=nonneg_int, default=None, help="stride-2 convex convolutions (default 5)")
+    n.add_argument("--features", type=positive_int, default=None, help=f"channels of every convolution ({_both('features')})")
+    n.add_argument("--linear-depth", type=positive_int, default=None,
+                   help=f"convolutions per linear stack ({_both('linear_depth')})")
+    n.add_argument("--strided-layers", type=nonneg_int, default=None,
+                   help=f"stride-2 convex convolutions ({_both('strided_layers')})")
     t = p.add_argument_group("training")
-    t.add_argument("--iterations", type=positive_int, default=None, help="training steps (CPU 1000, paper 20000)")
-    t.add_argument("--batch-size", type=positive_int, default=None, help="crops per domain per step (default 8)")
-    t.add_argument("--lr", type=positive_float, default=None, help="Adam learning rate (default 1e-4)")
+    t.add_argument("--iterations", type=positive_int, default=None, help=f"training steps ({_both('iterations')})")
+    t.add_argument("--batch-size", type=positive_int, default=None, help=f"crops per domain per step ({_both('batch_size')})")
+    t.add_argument("--lr", type=positive_float, default=None, help=f"Adam learning rate ({_both('lr')})")
     t.add_argument("--lambda", dest="lambda_cycle", type=nonneg_float, default=None,
-                   help="cycle weight, per-coordinate normalisation (default 35000)")
-    t.add_argument("--l1", dest="l1_penalty", type=nonneg_float, default=None, help="L1 weight penalty (default 1e-10)")
-    t.add_argument("--pretrain-iterations", type=nonneg_int, default=None, help="identity pretraining (CPU 200, paper 1000)")
-    t.add_argument("--log-every", type=positive_int, default=50, help="statistics period (default 50)")
-    t.add_argument("--checkpoint-every", type=positive_int, default=250, help="save map.pt + grid every N steps (250)")
-    t.add_argument("--grid-size", type=nonneg_int, default=6, help="crops per row of the sample grids (default 6; 0 = no grids)")
+                   help=f"cycle weight, per-coordinate normalisation ({_both('lambda_cycle')})")
+    t.add_argument("--l1", dest="l1_penalty", type=nonneg_float, default=None, help=f"L1 weight penalty ({_both('l1_penalty')})")
+    t.add_argument("--pretrain-iterations", type=nonneg_int, default=None,
+                   help=f"identity pretraining steps ({_both('pretrain_iterations')})")
+    t.add_argument("--log-every", type=positive_int, default=50, help="steps between statistics (and callbacks)")
+    t.add_argument("--checkpoint-every", type=positive_int, default=250, help="save map.pt + grid every N steps")
+    t.add_argument("--grid-size", type=nonneg_int, default=6, help="crops per row of the sample grids (0 = no grids)")
     # the solver's checkpoint/resume options (RELIABILITY.md), written every --checkpoint-every steps
     r = p.add_argument_group("training checkpoints and resuming")
     r.add_argument("--checkpoint-dir", default=None,
-                   help="folder for training checkpoints, written with map.pt (default OUTPUT_DIR/checkpoints)")
-    r.add_argument("--keep-checkpoints", type=positive_int, default=3, help="how many checkpoints to keep (default 3)")
+                   help="folder for training checkpoints, written with map.pt (default: OUT_DIR/checkpoints)")
+    r.add_argument("--keep-checkpoints", type=positive_int, default=3, help="how many checkpoints to keep")
     r.add_argument("--no-checkpoints", action="store_true", help="write no training checkpoints (map.pt still)")
     r.add_argument("--resume", action="store_true",
                    help="continue from the newest valid checkpoint (fresh start if none); e.g. with a larger --iterations")
     r.add_argument("--force-resume", action="store_true", help="resume even if the data or options differ")
-    from .common import add_runtime_args
-
+    add_time_budget_arg(t)
     add_runtime_args(p)
     p.set_defaults(func=run_train)
 
@@ -91,26 +108,23 @@ def _add_apply(sub: argparse._SubParsersAction) -> None:
         help="translate images with a saved style map",
         description="Translate images (files or folders) with a map written by 'w2gn style-transfer': A -> B by "
         "default, B -> A with --inverse. Works on images of any size; by default they are resized like the "
-        "training images (the map's load size). Writes one PNG per input into OUTPUT_DIR.",
+        "training images (the map's load size). Writes one PNG per input into OUT_DIR.",
     )
     p.add_argument("map", help="map.pt written by 'w2gn style-transfer'")
     p.add_argument("images", nargs="+", help="image files or folders of images")
-    p.add_argument("-o", "--output-dir", required=True, help="folder for the translated images (created if missing)")
+    add_out_dir_arg(p, None, old=("-o", "--output-dir"), text="folder for the translated images (created if missing)")
     p.add_argument("--inverse", action="store_true", help="translate B -> A with the conjugate network")
     p.add_argument("--cycle", action="store_true", help="also write the images mapped back (<name>_cycle.png)")
     p.add_argument("--load-size", type=nonneg_int, default=None,
                    help="resize inputs to this short side first; 0 = original size (default: as in training)")
-    p.add_argument("--batch-size", type=positive_int, default=4, help="images per batch (default 4)")
+    p.add_argument("--batch-size", type=positive_int, default=4, help="images per batch")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    from .common import add_runtime_args
-
-    add_runtime_args(p)
+    # translating is deterministic: no --seed; --dtype is the precision the map runs in
+    add_runtime_args(p, seed=False, dtype="precision of the translation")
     p.set_defaults(func=run_apply)
 
 
 def _settings(args: argparse.Namespace) -> dict:
-    from ..applications.style import CPU_DEFAULTS, PAPER_SETTINGS
-
     s = dict(PAPER_SETTINGS if args.paper else CPU_DEFAULTS)
     for k in ("crop", "load_size", "features", "linear_depth", "strided_layers", "iterations", "batch_size", "lr",
               "lambda_cycle", "l1_penalty", "pretrain_iterations"):
@@ -132,13 +146,13 @@ def run_train(args: argparse.Namespace) -> int:
 
     s = _settings(args)
     device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
-    out = Path(args.output_dir)
+    out = require_out_dir(args.out_dir)
     if out.exists() and not out.is_dir():
-        raise W2GNUserError(f"{out}: exists and is not a folder; choose another --output-dir")
+        raise W2GNUserError(f"{out}: exists and is not a folder; choose another --out-dir")
     if args.resume and args.no_checkpoints:
         raise W2GNUserError("--resume needs checkpoints; drop --no-checkpoints")
     if (out / "map.pt").exists() and not (args.overwrite or args.resume):
-        raise W2GNUserError(f"{out}: already holds a map.pt; pass --overwrite, --resume or choose another --output-dir")
+        raise W2GNUserError(f"{out}: already holds a map.pt; pass --overwrite, --resume or choose another --out-dir")
     checkpoints = {
         "checkpoint_dir": None if args.no_checkpoints else str(args.checkpoint_dir or out / "checkpoints"),
         "keep_checkpoints": args.keep_checkpoints,
@@ -162,7 +176,7 @@ def run_train(args: argparse.Namespace) -> int:
     fitted, solver = train_style_transfer(
         a, b, out, network=network, checkpoint_every=args.checkpoint_every, grid_size=args.grid_size,
         prefetch=args.prefetch, seed=args.seed, device=str(device), dtype=args.dtype, log_every=args.log_every,
-        progress=not args.quiet, **solver_opts, **checkpoints,
+        progress=not args.quiet, time_budget=args.time_budget, **solver_opts, **checkpoints,
     )
     if solver.resumed_from:
         say(f"resumed from {solver.resumed_from}", args.quiet)
@@ -202,7 +216,7 @@ def run_apply(args: argparse.Namespace) -> int:
     style = fitted.info.get("style", {})
     load_size = style.get("load_size") if args.load_size is None else (args.load_size or None)
     paths = expand_image_paths(args.images)
-    out = Path(args.output_dir)
+    out = require_out_dir(args.out_dir)
     if out.exists() and not out.is_dir():
         raise W2GNUserError(f"{out}: exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)

@@ -5,34 +5,40 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import add_runtime_args, add_training_args, int_list, positive_int, say, training_options, write_json
+from ..applications.toy import TOY_DEFAULTS, TOY_TARGETS
+from ..solvers.presets import preset_defaults
+from .common import int_list, positive_int, say, write_json
+from .options import add_runtime_args, add_training_args, training_options
+
+#: the settings of Appendix C.3 (:data:`w2gn.applications.toy.TOY_DEFAULTS`) over the paper's algorithm
+DEFAULTS = {**preset_defaults("paper"), **TOY_DEFAULTS}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from ..applications.toy import TOY_TARGETS
-
+    d = DEFAULTS
     p = sub.add_parser(
         "toy",
         help="2-D toy experiments: N(0, I) -> Gaussian mixtures or a Swiss roll (Figures 8-10)",
         description="Fit W2GN from N(0, I) to a 2-D target with the settings of Appendix C.3 (Dense ICNN "
-        "[2; 128; 128, 64], 30000 steps of 1024 samples, lr 1e-3, lambda 1, L1 1e-10) and write "
+        f"[2; {'; '.join(map(str, d['hidden']))}] of rank {d['rank']}, {d['iterations']} steps of {d['batch_size']} "
+        f"samples, lr {d['lr']:g}, lambda {d['lambda_cycle']:g}, L1 {d['l1_penalty']:g}: the defaults below) and write "
         "OUT_DIR/toy_<target>.png (input, target, forward- and inverse-mapped samples at the snapshot "
         "iterations) and OUT_DIR/toy_<target>.json (exact and sliced sample W2 between grad psi_theta # P "
         "and Q, and for mixtures the fraction of modes that receive mass).",
         epilog="example (a quick look): w2gn toy 8gaussians --iterations 2000 --out-dir outputs",
     )
     p.add_argument("target", choices=list(TOY_TARGETS), help="target distribution Q")
-    p.add_argument("--out-dir", default="outputs", help="folder for the PNG and JSON (default outputs)")
+    p.add_argument("--out-dir", default="outputs", help="folder for the PNG and JSON")
     p.add_argument("--snapshots", type=int_list, default=[200, 2000],
-                   help="iterations to plot besides the last (default 200,2000 as in Figure 8)")
-    p.add_argument("--eval-samples", type=positive_int, default=4096, help="evaluation samples of P and Q (4096)")
+                   help="iterations to plot besides the last (Figure 8's)")
+    p.add_argument("--eval-samples", type=positive_int, default=4096, help="evaluation samples of P and Q")
     p.add_argument("--exact-samples", type=positive_int, default=2000,
-                   help="samples for the exact discrete-OT W2 (default 2000; cost grows as n^3)")
-    p.add_argument("--save-map", metavar="PATH", help="also save the fitted map (.pt)")
+                   help="samples for the exact discrete-OT W2 (cost grows as n^3)")
+    p.add_argument("--save-map", metavar="PATH", help="also save the fitted map (.pt) (default: not saved)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    add_training_args(p, iterations=30000, batch_size=1024, lr=1e-3, lambda_cycle=1.0, precondition="none")
+    add_training_args(p, DEFAULTS)
     add_runtime_args(p)
-    p.set_defaults(func=run, hidden=[128, 128, 64], rank=2, l1_penalty=1e-10)
+    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         check_output_path(args.save_map, args.overwrite)
     say(f"toy {args.target}: N(0, I) -> {args.target}, {args.iterations} steps", args.quiet)
     res = run_toy(args.target, snapshots=args.snapshots, eval_samples=args.eval_samples,
-                  exact_samples=args.exact_samples, **training_options(args))
+                  exact_samples=args.exact_samples, time_budget=args.time_budget, **training_options(args))
     toy_figure(res, png)
     write_json(js, {"target": args.target, "metrics": res.metrics, "snapshots": [s["iteration"] for s in res.snapshots],
                     "config": res.fitted.info.get("config", {}), "history": res.fitted.info.get("history", [])})

@@ -19,10 +19,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", help="file of samples to map (rows)")
     p.add_argument("-o", "--output", required=True, help="output file (.npy/.npz/.csv/.txt/.tsv/.pt)")
     p.add_argument("--inverse", action="store_true", help="apply the inverse map (target -> source)")
-    p.add_argument("--batch-size", type=positive_int, default=8192, help="rows per batch (default 8192)")
+    p.add_argument("--batch-size", type=positive_int, default=8192, help="rows per batch")
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
-    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    p.add_argument("--quiet", action="store_true")
+    # mapping is deterministic (no --seed) and runs in the map's own precision (no --dtype)
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--quiet", action="store_true", help="no message")
     p.set_defaults(func=run)
 
 
@@ -32,10 +33,13 @@ def run(args: argparse.Namespace) -> int:
 
     out = check_output_path(args.output, args.overwrite)
     fitted = TransportMap.load(args.map).to(resolve_device(args.device))
-    data = load_samples(args.input)
+    notes: list[str] = []  # said once the input passes every check: refused input gets one line only
+    data = load_samples(args.input, log=notes.append)
     want = fitted.event_shape
     if len(want) == 1 and data.shape[1] != want[0]:
         raise W2GNUserError(f"{args.input}: has {data.shape[1]} columns but the map is for dimension {want[0]}")
+    for note in notes:
+        say(note, args.quiet)
     data = data.astype("float64" if fitted.dtype.is_floating_point and str(fitted.dtype) == "torch.float64" else "float32")
     result = fitted.inverse(data, args.batch_size) if args.inverse else fitted.forward(data, args.batch_size)
     save_samples(out, result, overwrite=args.overwrite)

@@ -7,6 +7,7 @@ non-empty) and raises :class:`~w2gn.errors.W2GNUserError` naming the file and th
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -18,19 +19,21 @@ from .images import IMAGE_EXTENSIONS, load_rgb
 SAMPLE_EXTENSIONS = (".npy", ".npz", ".csv", ".txt", ".tsv", ".pt")
 
 
-def _read_text(p: Path) -> np.ndarray:
+def _read_text(p: Path, log: Callable[[str], None] | None = None) -> np.ndarray:
     with open(p, encoding="utf-8", errors="replace") as fh:
         lines = [ln.strip() for ln in fh if ln.strip() and not ln.lstrip().startswith("#")]
     if not lines:
         raise W2GNUserError(f"{p}: the file is empty; it should hold one sample per row")
     delim = "," if "," in lines[0] else ("\t" if "\t" in lines[0] else None)
-    rows = []
+    rows, header = [], None
     for i, ln in enumerate(lines):
         cells = ln.split(delim)
         try:
             rows.append([float(c) for c in cells])
         except ValueError:
-            if i == 0:  # a header line
+            # a header is a first line with no number in it; a first line mixing numbers and text is bad data
+            if i == 0 and not any(_is_float(c) for c in cells):
+                header = ln
                 continue
             bad = next(c for c in cells if not _is_float(c))
             raise W2GNUserError(f"{p}: line {i + 1} has a non-numeric cell {bad.strip()!r}") from None
@@ -39,6 +42,8 @@ def _read_text(p: Path) -> np.ndarray:
     width = {len(r) for r in rows}
     if len(width) != 1:
         raise W2GNUserError(f"{p}: rows have different numbers of columns {sorted(width)}")
+    if header is not None and log is not None:  # said once the file has read well: a failed read says one line
+        log(f"{p}: skipped the header line {header[:60]!r}")
     return np.asarray(rows, dtype=np.float64)
 
 
@@ -50,8 +55,12 @@ def _is_float(s: str) -> bool:
         return False
 
 
-def load_samples(path: str | os.PathLike, name: str | None = None) -> np.ndarray:
+def load_samples(path: str | os.PathLike, name: str | None = None, log: Callable[[str], None] | None = None
+                 ) -> np.ndarray:
     """Load a ``(N, D)`` float array of samples from a file, validated.
+
+    A text file's first line is taken as a header and skipped only when none of its cells is a
+    number; ``log`` (e.g. the command's message printer) is then told so in one line.
 
     ``.npz`` files must hold exactly one array (or one named ``samples``); ``.pt`` files a tensor;
     image files (:data:`~w2gn.io.images.IMAGE_EXTENSIONS`) give their pixels as ``(H*W, 3)`` RGB rows
@@ -93,7 +102,7 @@ def load_samples(path: str | os.PathLike, name: str | None = None) -> np.ndarray
                 raise W2GNUserError(f"{p}: expected a saved tensor, found {type(obj).__name__}")
             arr = obj.detach().numpy()
         else:
-            arr = _read_text(p)
+            arr = _read_text(p, log)
     except W2GNUserError:
         raise
     except PermissionError as exc:

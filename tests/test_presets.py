@@ -1,0 +1,46 @@
+"""Named W2GN configurations (w2gn.solvers.presets): one definition for the Python API, the CLI and the benchmarks."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from w2gn import W2GNSolver
+from w2gn.errors import W2GNUserError
+from w2gn.solvers import W2GNConfig, default_lr
+from w2gn.solvers.presets import LR_BY_DIMENSION, PRESETS, get_preset, preset, preset_defaults
+
+
+def test_paper_is_the_config_as_printed():
+    assert preset("paper", dim=8) == {}
+    assert preset_defaults("paper") == dataclasses.asdict(W2GNConfig())
+
+
+def test_fit_preset_is_what_the_fit_command_trains_with():
+    """Today's 'w2gn fit' settings, usable from Python."""
+    c = W2GNSolver(**preset("fit", dim=8)).config
+    assert (c.iterations, c.lr, c.lr_schedule, c.ema_decay, c.gradient_mode, c.refine_inverse_steps) == (
+        60000, default_lr(8), "cosine", 0.99, "analytic", 20)
+    assert (c.refine_steps, c.expectile_weight, c.init) == (0, 0.0, "identity")
+    assert get_preset("fit").time_budget == 900.0 and get_preset("fit-default") is PRESETS["fit"]
+    assert preset("fit", dim=512)["lr"] == default_lr(512)
+    assert "lr" not in preset("fit")  # no dimension yet: the config's own lr applies
+    assert preset("fit", dim=8, ema_decay=0.5)["ema_decay"] == 0.5  # overrides win
+
+
+def test_every_preset_builds_a_solver_and_unknown_names_are_user_errors():
+    for name in PRESETS:
+        W2GNSolver(**preset(name, dim=4))
+    with pytest.raises(W2GNUserError, match="unknown preset"):
+        preset("magic")
+    with pytest.raises(W2GNUserError, match="unknown W2GNConfig option"):
+        preset("fit", dim=2, learning_rate=1.0)
+
+
+def test_preset_defaults_follow_the_config_fields():
+    """Every config field appears, so a field added to W2GNConfig (or SolverConfig) reaches the CLI's
+    defaults without an edit here; the by-dimension lr stays a marker until D is known."""
+    d = preset_defaults("fit")
+    assert set(d) == {f.name for f in dataclasses.fields(W2GNConfig)}
+    assert d["lr"] == LR_BY_DIMENSION and d["iterations"] == 60000 and d["rank"] == W2GNConfig().rank

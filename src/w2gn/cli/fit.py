@@ -76,7 +76,22 @@ def run(args: argparse.Namespace) -> int:
         solver = distributed.make_solver(ctx, **{**training_options(args), **accuracy_options(args), "device": device})
         fitted = solver.fit(x, y, callback=TimeBudget(solver, budget) if budget is not None else None)
         if ctx.is_main:
-            fitted.save(out)
+            save_map(fitted, out, solver)
             last = solver.history[-1] if solver.history else {}
             say(f"saved {out} (W2^2 dual estimate {last.get('w2_dual', float('nan')):.6g})", quiet)
     return 0
+
+
+def save_map(fitted, out, solver) -> None:
+    """Save the fitted map; on a full disk say which checkpoint holds the trained state and how to resume."""
+    from ..errors import WriteFailedError
+
+    try:
+        fitted.save(out)
+    except OSError as exc:
+        writer = getattr(solver, "_checkpoints", None)
+        last = writer.last_path if writer is not None and writer.last_path is not None else None
+        if last is not None and not last.is_file():
+            last = None
+        raise WriteFailedError("the map", out, exc, str(last) if last else None,
+                               writer.resume_hint() if last else None) from exc

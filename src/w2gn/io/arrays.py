@@ -122,7 +122,8 @@ def save_samples(path: str | os.PathLike, samples, overwrite: bool = False) -> P
         elif ext == ".pt":
             import torch
 
-            torch.save(torch.as_tensor(arr), tmp)
+            with open(tmp, "wb") as fh:  # a Python file: a full disk is then an OSError (see atomic_torch_save)
+                torch.save(torch.as_tensor(arr), fh)
         else:
             np.savetxt(tmp, arr, delimiter="\t" if ext == ".tsv" else ",", fmt="%.9g")
     return p

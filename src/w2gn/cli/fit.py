@@ -6,7 +6,7 @@ import argparse
 import math
 
 from .. import distributed
-from ..io import check_output_path, load_samples
+from ..io import check_output_path, open_samples
 from ..solvers import TimeBudget
 from .common import (
     accuracy_options,
@@ -57,8 +57,9 @@ def run(args: argparse.Namespace) -> int:
     if budget is None and not ctx0.enabled:
         budget = DEFAULT_BUDGET
     distributed.make_solver(ctx0, **training_options(args), **accuracy_options(args))  # validates the options before any work
-    x = load_samples(args.source)
-    y = load_samples(args.target)
+    # a .npy file stays on disk (mapped; batches are gathered from it): data larger than memory can be fitted
+    x = open_samples(args.source, digest=True)
+    y = open_samples(args.target, digest=True)
     if x.shape[1:] != y.shape[1:]:
         from ..errors import W2GNUserError
 

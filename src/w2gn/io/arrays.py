@@ -14,51 +14,18 @@ import numpy as np
 from ..errors import W2GNUserError
 from .atomic import atomic_path, check_output_path
 from .images import IMAGE_EXTENSIONS, load_rgb
+from .stream import NpyRows, iter_text_blocks
 
 SAMPLE_EXTENSIONS = (".npy", ".npz", ".csv", ".txt", ".tsv", ".pt")
 
 
 def _read_text(p: Path) -> np.ndarray:
-    with open(p, encoding="utf-8", errors="replace") as fh:
-        lines = [ln.strip() for ln in fh if ln.strip() and not ln.lstrip().startswith("#")]
-    if not lines:
-        raise W2GNUserError(f"{p}: the file is empty; it should hold one sample per row")
-    delim = "," if "," in lines[0] else ("\t" if "\t" in lines[0] else None)
-    rows = []
-    for i, ln in enumerate(lines):
-        cells = ln.split(delim)
-        try:
-            rows.append([float(c) for c in cells])
-        except ValueError:
-            if i == 0:  # a header line
-                continue
-            bad = next(c for c in cells if not _is_float(c))
-            raise W2GNUserError(f"{p}: line {i + 1} has a non-numeric cell {bad.strip()!r}") from None
-    if not rows:
-        raise W2GNUserError(f"{p}: no numeric rows found")
-    width = {len(r) for r in rows}
-    if len(width) != 1:
-        raise W2GNUserError(f"{p}: rows have different numbers of columns {sorted(width)}")
-    return np.asarray(rows, dtype=np.float64)
+    return np.concatenate(list(iter_text_blocks(p)), axis=0)
 
 
-def _is_float(s: str) -> bool:
-    try:
-        float(s)
-        return True
-    except ValueError:
-        return False
-
-
-def load_samples(path: str | os.PathLike, name: str | None = None) -> np.ndarray:
-    """Load a ``(N, D)`` float array of samples from a file, validated.
-
-    ``.npz`` files must hold exactly one array (or one named ``samples``); ``.pt`` files a tensor;
-    image files (:data:`~w2gn.io.images.IMAGE_EXTENSIONS`) give their pixels as ``(H*W, 3)`` RGB rows
-    in ``[0, 1]`` (:func:`~w2gn.io.images.load_rgb`).
-    """
-    p = Path(path)
-    label = name or str(p)
+def check_sample_file(p: Path) -> str:
+    """The checks every sample file gets before it is read (exists, a file, known extension, readable,
+    not empty), as :class:`W2GNUserError`; returns its lower-case extension."""
     if not p.exists():
         raise W2GNUserError(f"{p}: no such file")
     if p.is_dir():
@@ -71,6 +38,41 @@ def load_samples(path: str | os.PathLike, name: str | None = None) -> np.ndarray
         raise W2GNUserError(f"{p}: cannot be read (permission denied); check the file's permissions")
     if p.stat().st_size == 0:
         raise W2GNUserError(f"{p}: the file is empty")
+    return ext
+
+
+def open_samples(path: str | os.PathLike, name: str | None = None, digest: bool = False) -> np.ndarray | NpyRows:
+    """Samples for a command that must not hold big files in memory.
+
+    A 2-D numeric ``.npy`` file comes back as :class:`~w2gn.io.stream.NpyRows` (mapped, not read),
+    after a check of every row in blocks (finite, non-empty); with ``digest`` its fingerprint is
+    computed in the same pass (``.digest``). Any other file is loaded by :func:`load_samples`.
+    """
+    p = Path(path)
+    label = name or str(p)
+    if check_sample_file(p) == ".npy":
+        rows = NpyRows.open(p)
+        if rows is not None:
+            try:
+                rows.digest = rows.scan(label, digest=digest)
+            except BaseException:
+                rows.close()
+                raise
+            return rows
+    return load_samples(p, name)
+
+
+def load_samples(path: str | os.PathLike, name: str | None = None) -> np.ndarray:
+    """Load a ``(N, D)`` float array of samples from a file into memory, validated (see
+    :func:`open_samples` for files larger than memory).
+
+    ``.npz`` files must hold exactly one array (or one named ``samples``); ``.pt`` files a tensor;
+    image files (:data:`~w2gn.io.images.IMAGE_EXTENSIONS`) give their pixels as ``(H*W, 3)`` RGB rows
+    in ``[0, 1]`` (:func:`~w2gn.io.images.load_rgb`).
+    """
+    p = Path(path)
+    label = name or str(p)
+    ext = check_sample_file(p)
     try:
         if ext in IMAGE_EXTENSIONS:
             arr = load_rgb(p).reshape(-1, 3)

@@ -47,7 +47,7 @@ def _input_blocks(path: str, rows: int, dtype: np.dtype) -> tuple[int | None, It
     if ext in STREAM_INPUTS and ext != ".npy":
         check_sample_file(Path(path))  # the checks every input gets, before parsing
         return None, (b.astype(dtype) for b in finite_blocks(iter_text_blocks(path, rows), path))
-    data = open_samples(path)
+    data = open_samples(path, map_above=0)  # any .npy streams: blocks are as fast as a loaded array
     if isinstance(data, NpyRows):
         return data.shape[1], data.blocks(rows, dtype)
     data = data.astype(dtype)

@@ -14,7 +14,7 @@ import numpy as np
 from ..errors import W2GNUserError
 from .atomic import atomic_path, check_output_path
 from .images import IMAGE_EXTENSIONS, load_rgb
-from .stream import NpyRows, iter_text_blocks
+from .stream import MAP_ABOVE_BYTES, NpyRows, iter_text_blocks
 
 SAMPLE_EXTENSIONS = (".npy", ".npz", ".csv", ".txt", ".tsv", ".pt")
 
@@ -41,16 +41,18 @@ def check_sample_file(p: Path) -> str:
     return ext
 
 
-def open_samples(path: str | os.PathLike, name: str | None = None, digest: bool = False) -> np.ndarray | NpyRows:
+def open_samples(path: str | os.PathLike, name: str | None = None, digest: bool = False,
+                 map_above: int = MAP_ABOVE_BYTES) -> np.ndarray | NpyRows:
     """Samples for a command that must not hold big files in memory.
 
-    A 2-D numeric ``.npy`` file comes back as :class:`~w2gn.io.stream.NpyRows` (mapped, not read),
-    after a check of every row in blocks (finite, non-empty); with ``digest`` its fingerprint is
-    computed in the same pass (``.digest``). Any other file is loaded by :func:`load_samples`.
+    A 2-D numeric ``.npy`` file larger than ``map_above`` bytes comes back as
+    :class:`~w2gn.io.stream.NpyRows` (mapped, not read), after a check of every row in blocks (finite,
+    non-empty); with ``digest`` its fingerprint is computed in the same pass (``.digest``). Any other
+    file is loaded by :func:`load_samples`.
     """
     p = Path(path)
     label = name or str(p)
-    if check_sample_file(p) == ".npy":
+    if check_sample_file(p) == ".npy" and p.stat().st_size > map_above:
         rows = NpyRows.open(p)
         if rows is not None:
             try:

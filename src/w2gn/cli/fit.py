@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 
 from .. import distributed
+from ..fitted_map import TransportMap
 from ..io import check_output_path, open_samples
-from ..solvers import TimeBudget
+from ..solvers import Solver, TimeBudget
 from .common import (
     accuracy_options,
     add_accuracy_args,
@@ -57,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     if budget is None and not ctx0.enabled:
         budget = DEFAULT_BUDGET
     distributed.make_solver(ctx0, **training_options(args), **accuracy_options(args))  # validates the options before any work
-    # a .npy file stays on disk (mapped; batches are gathered from it): data larger than memory can be fitted
+    # a big .npy file stays on disk (checked in blocks, batches read row by row): data larger than memory fit
     x = open_samples(args.source, digest=True)
     y = open_samples(args.target, digest=True)
     if x.shape[1:] != y.shape[1:]:
@@ -83,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def save_map(fitted, out, solver) -> None:
+def save_map(fitted: TransportMap, out: Path, solver: Solver) -> None:
     """Save the fitted map; on a full disk say which checkpoint holds the trained state and how to resume."""
     from ..errors import WriteFailedError
 

@@ -28,6 +28,7 @@ import io
 import os
 import random
 import re
+import shlex
 import time
 import warnings
 from pathlib import Path
@@ -36,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from .errors import W2GNUserError
+from .errors import W2GNUserError, WriteFailedError
 from .io.atomic import atomic_path
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -204,6 +205,13 @@ def check_resumable(state: dict[str, Any], solver: Solver, p: Sampler, q: Sample
         if saved.get("event_shape") is not None and list(saved["event_shape"]) != list(s.event_shape):
             raise W2GNUserError(f"{source}: is for {role} samples of shape {tuple(saved['event_shape'])} but the "
                                 f"{role} data have shape {tuple(s.event_shape)} (wrong dimension); use the original data")
+    # each rank of a multi-process run draws its own stream: another number of processes cannot continue it
+    ranks = (state.get("extra") or {}).get("ranks") or {}
+    saved_world, world = int(ranks.get("world_size", 1)), int(getattr(getattr(solver, "context", None), "world_size", 1))
+    if saved_world != world:
+        how = f"torchrun --nproc_per_node={saved_world}" if saved_world > 1 else "one process (without torchrun)"
+        raise W2GNUserError(f"{source}: was written by a run of {saved_world} process(es), this one has {world}; "
+                            f"resume it with {how}")
     problems = []
     for role, s in (("source", p), ("target", q)):
         saved = (state.get("data") or {}).get(role)
@@ -360,13 +368,26 @@ class CheckpointWriter:
     def write(self, state: dict[str, Any]) -> Path:
         self.folder.mkdir(parents=True, exist_ok=True)
         self._clean_temporaries()
-        path = save(state, checkpoint_path(self.folder, state["iteration"]))
+        target = checkpoint_path(self.folder, state["iteration"])
+        try:
+            path = save(state, target)
+        except OSError as exc:  # disk full, I/O error: save() removed its temporary file
+            last = self.last_path if self.last_path is not None and self.last_path.is_file() else None
+            raise WriteFailedError("checkpoint", target, exc, str(last) if last else None,
+                                   self.resume_hint()) from exc
         self.last_path, self.last_iteration = path, int(state["iteration"])
         self.last_time = time.monotonic()
         self.written += 1
         for old in list_checkpoints(self.folder)[: -self.keep]:
             old.unlink(missing_ok=True)
         return path
+
+    def resume_hint(self) -> str:
+        """How to continue this run from its folder: the ``w2gn resume`` command line for a run started
+        from the command line, the solver options for one started from Python."""
+        if run_context().get("argv"):
+            return f"'w2gn resume {shlex.quote(str(self.folder))}'"
+        return f"resume=True, checkpoint_dir={str(self.folder)!r}"
 
     def discard_from(self, iteration: int) -> list[Path]:
         """Rename checkpoints at ``iteration`` or later to ``*.ckpt.diverged`` (kept for inspection, never

@@ -11,6 +11,13 @@ batch means), only spread out. Since every rank applies the same averaged gradie
 Adam state, the weights and the convexity projection stay identical on all ranks. Only rank 0
 shows the progress bar, runs the callback (its stop decision is broadcast) and writes outputs.
 
+Checkpoints and resume: rank 0 decides when a checkpoint is due (its decision travels with each
+step's all-reduced statistics), every rank then takes part in capturing it -- the ranks' RNG states,
+each rank's own sampling stream included, are gathered into it -- and rank 0 writes it. On
+``--resume`` rank 0 reads the newest valid checkpoint and broadcasts it; every rank restores the same
+weights, optimisers and counters, and its own RNG states, so a killed run continues bit for bit. A
+checkpoint can only be resumed by as many processes as wrote it.
+
 Without ``torchrun`` (or with ``WORLD_SIZE=1``) nothing here changes plain single-process training.
 """
 
@@ -20,6 +27,7 @@ import contextlib
 import dataclasses
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -122,8 +130,9 @@ class DistributedW2GNSolver(W2GNSolver):
         if self.config.batch_size % context.world_size:
             raise W2GNUserError(f"batch size {self.config.batch_size} is not divisible by the {context.world_size} "
                                 "processes; each rank draws batch_size / nproc samples")
-        if getattr(self.config, "resume", False):
-            raise W2GNUserError("--resume is not supported under torchrun yet; resume in one process")
+        # every rank knows whether rank 0 writes checkpoints: all of them take part in capturing one
+        self.shared_checkpoint_dir = getattr(self.config, "checkpoint_dir", None)
+        self._rank_rng: dict[str, Any] | None = None
         if not context.is_main:
             # rank 0 alone shows progress and writes checkpoints (the weights are the same on every rank)
             quiet = {"progress": False}
@@ -139,6 +148,46 @@ class DistributedW2GNSolver(W2GNSolver):
         self.ddp = nn.parallel.DistributedDataParallel(_LossModule(self), device_ids=ids)
         self.rank_generator = torch.Generator(device=dev).manual_seed(rank_seed(self.config.seed, self.context.rank))
 
+    # ------------------------------------------------------------------------------- resume
+    def _resume_state(self) -> tuple[Path, dict[str, Any]] | None:
+        """Rank 0 reads the newest valid checkpoint and sends it to every rank, so all restore the same state
+        (the other ranks need no access to the folder). A refusal on rank 0 stops every rank."""
+        box: list[Any] = [None]
+        if self.context.is_main:
+            try:
+                found = super()._resume_state()
+                box = [("ok", None if found is None else (str(found[0]), found[1]))]
+            except W2GNUserError as exc:
+                box = [("error", str(exc))]
+        dist.broadcast_object_list(box, src=0)
+        kind, value = box[0]
+        if kind == "error":
+            raise W2GNUserError(value if self.context.is_main else f"rank 0 cannot resume: {value}")
+        return None if value is None else (Path(value[0]), value[1])
+
+    def extra_state(self) -> dict[str, Any]:
+        """Adds every rank's RNG states (its own sampling stream included), gathered from all ranks: a
+        checkpoint or last-good snapshot is captured by every rank at the same iteration."""
+        from . import checkpoint as ckpt
+
+        state = super().extra_state()
+        gen = getattr(self, "rank_generator", None)
+        if gen is None:
+            return state
+        gathered: list[Any] = [None] * self.context.world_size
+        dist.all_gather_object(gathered, ckpt.rng_state(gen))
+        return {**state, "ranks": {"world_size": self.context.world_size, "rng": gathered}}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        super().load_extra_state(state)
+        ranks = state.get("ranks")
+        if ranks is None or getattr(self, "rank_generator", None) is None:
+            return
+        mine = ranks["rng"][self.context.rank]
+        self.rank_generator.set_state(mine["generator"])
+        # restore() puts rank 0's global RNG states on every rank after this; run() puts this rank's back
+        self._rank_rng = mine
+
     def draw(self, p: Sampler, q: Sampler, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         n = self.config.batch_size // self.context.world_size
         return p.sample(n, self.rank_generator), q.sample(n, self.rank_generator)
@@ -152,9 +201,16 @@ class DistributedW2GNSolver(W2GNSolver):
         # the statistics (loss included) averaged over ranks: all ranks see the same values, so a
         # divergence stops every rank at the same iteration instead of leaving peers waiting
         keys = list(out)
-        stats = torch.stack([out[k].to(torch.float64) for k in keys])
+        # rank 0's "a checkpoint is due after this step" travels with the statistics (its clock decides
+        # time-based checkpoints), so that every rank takes part in capturing it
+        shared = self._checkpoints if isinstance(self._checkpoints, _SharedCheckpoints) else None
+        due = 1.0 if shared is not None and shared.due_on_rank0(iteration + 1) else 0.0
+        flag = torch.tensor([due], dtype=torch.float64, device=out["loss"].device)
+        stats = torch.cat([torch.stack([out[k].to(torch.float64) for k in keys]), flag])
         dist.all_reduce(stats)
-        stats /= self.context.world_size
+        if shared is not None:
+            shared.due_at = iteration + 1 if float(stats[-1]) > 0 else None
+        stats = stats[:-1] / self.context.world_size
         return dict(zip(keys, stats))
 
     def run(self, p: Sampler, q: Sampler, gen: torch.Generator, callback: Callback | None = None) -> None:
@@ -166,7 +222,43 @@ class DistributedW2GNSolver(W2GNSolver):
             dist.broadcast(flag, src=0)
             return bool(flag.item())
 
+        from . import checkpoint as ckpt
+
+        if self.shared_checkpoint_dir and not isinstance(self._checkpoints, _SharedCheckpoints):
+            self._checkpoints = _SharedCheckpoints(self._checkpoints, int(self.config.checkpoint_every))
+        if self._rank_rng is not None:  # resumed: this rank's own global RNG states (restore() set rank 0's)
+            ckpt.set_rng_state(self._rank_rng, self.rank_generator)
+            self._rank_rng = None
         super().run(p, q, gen, on_log)
+
+
+class _SharedCheckpoints:
+    """Rank 0's :class:`~w2gn.checkpoint.CheckpointWriter` as every rank sees it: a checkpoint is due
+    when rank 0 says so (:meth:`DistributedW2GNSolver.step` shares its decision), every rank then
+    captures the state (which gathers the ranks' RNG states), and rank 0 alone writes it."""
+
+    def __init__(self, writer: Any, every: int) -> None:
+        self.writer = writer  # None on the other ranks
+        self.every = writer.every if writer is not None else every
+        self.due_at: int | None = None
+
+    def due_on_rank0(self, iteration: int) -> bool:
+        return self.writer is not None and self.writer.due(iteration)
+
+    def due(self, iteration: int) -> bool:
+        return self.due_at == iteration
+
+    def write(self, state: dict[str, Any]) -> Path | None:
+        return self.writer.write(state) if self.writer is not None else None
+
+    def discard_from(self, iteration: int) -> list[Path]:
+        return self.writer.discard_from(iteration) if self.writer is not None else []
+
+    def __getattr__(self, name: str) -> Any:
+        # last_path, last_iteration, resume_hint, ...: rank 0's; nothing on the other ranks
+        if name == "writer":
+            raise AttributeError(name)
+        return getattr(self.writer, name) if self.writer is not None else None
 
 
 def make_solver(context: DistContext, **options: Any) -> W2GNSolver:

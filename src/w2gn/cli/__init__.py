@@ -14,7 +14,7 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from ..errors import DivergenceError, W2GNUserError
+from ..errors import DivergenceError, W2GNUserError, WriteFailedError
 from . import benchmark, color_transfer, compare, domain_adapt, export, fit, gaussian, latent, resume, style, toy, transform
 
 #: subcommand modules; each has ``add_parser(subparsers)`` that sets ``func``
@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from ..checkpoint import set_run_context
+    from .locking import command_locks
 
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -64,7 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # SIGTERM (a scheduler or preemption) stops the run like Ctrl-C: the last good state is saved
     previous = _catch_sigterm()
     try:
-        return int(args.func(args) or 0)
+        # a second run on the same output or checkpoint folder is refused while this one runs
+        with command_locks(args):
+            return int(args.func(args) or 0)
     except W2GNUserError as exc:
         if args.debug:
             raise
@@ -80,7 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # disk full, I/O error: the output was not written (writes are atomic)
         if args.debug:
             raise
-        print(f"w2gn: error: {exc}; nothing was written", file=sys.stderr)
+        # a WriteFailedError says itself what was lost and how to continue
+        tail = "" if isinstance(exc, WriteFailedError) else "; nothing was written"
+        print(f"w2gn: error: {exc}{tail}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as exc:
         where = getattr(exc, "checkpoint", None)

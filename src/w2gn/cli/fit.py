@@ -8,8 +8,9 @@ from pathlib import Path
 
 from .. import distributed
 from ..errors import W2GNUserError
-from ..io import check_output_path, load_samples
-from ..solvers import TimeBudget
+from ..fitted_map import TransportMap
+from ..io import check_output_path, open_samples
+from ..solvers import Solver, TimeBudget
 from ..solvers.presets import get_preset, preset_defaults
 from .common import say
 from .options import accuracy_options, add_accuracy_args, add_runtime_args, add_training_args, resolve_lr, training_options
@@ -52,8 +53,9 @@ def run(args: argparse.Namespace) -> int:
         budget = get_preset(PRESET).time_budget
     distributed.make_solver(ctx0, **training_options(args), **accuracy_options(args))  # validates the options before any work
     notes: list[str] = []  # said once the inputs pass every check: refused input gets one line only
-    x = load_samples(args.source, log=notes.append)
-    y = load_samples(args.target, log=notes.append)
+    # a big .npy file stays on disk (checked in blocks, batches read row by row): data larger than memory fit
+    x = open_samples(args.source, digest=True, log=notes.append)
+    y = open_samples(args.target, digest=True, log=notes.append)
     if x.shape[1:] != y.shape[1:]:
         raise W2GNUserError(
             f"{args.source} has {x.shape[1]} columns but {args.target} has {y.shape[1]}; "
@@ -80,7 +82,22 @@ def run(args: argparse.Namespace) -> int:
         solver = distributed.make_solver(ctx, **{**training_options(args), **accuracy_options(args), "device": device})
         fitted = solver.fit(x, y, callback=TimeBudget(solver, budget) if budget is not None else None)
         if ctx.is_main:
-            fitted.save(out)
+            save_map(fitted, out, solver)
             last = solver.history[-1] if solver.history else {}
             say(f"saved {out} (W2^2 dual estimate {last.get('w2_dual', float('nan')):.6g})", quiet)
     return 0
+
+
+def save_map(fitted: TransportMap, out: Path, solver: Solver) -> None:
+    """Save the fitted map; on a full disk say which checkpoint holds the trained state and how to resume."""
+    from ..errors import WriteFailedError
+
+    try:
+        fitted.save(out)
+    except OSError as exc:
+        writer = getattr(solver, "_checkpoints", None)
+        last = writer.last_path if writer is not None and writer.last_path is not None else None
+        if last is not None and not last.is_file():
+            last = None
+        raise WriteFailedError("the map", out, exc, str(last) if last else None,
+                               writer.resume_hint() if last else None) from exc

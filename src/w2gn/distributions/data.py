@@ -80,6 +80,39 @@ class TensorSampler(Sampler):
         return {**super().describe(), "rows": len(self), "sha256": self._hash}
 
 
+class MappedSampler(Sampler):
+    """Draws rows uniformly with replacement from a ``.npy`` file that stays on disk
+    (:class:`~w2gn.io.stream.NpyRows`, from :func:`w2gn.io.open_samples`): only the drawn rows are read.
+
+    It draws exactly the rows :class:`TensorSampler` draws from the same array with the same
+    generator (the same ``torch.randint`` call, then a gather from the file), and describes the data
+    the same way (same type name, row count and fingerprint), so a run may be resumed from the file
+    mapped or loaded, and the result does not depend on which.
+    """
+
+    def __init__(self, rows, name: str = "data") -> None:
+        self._rows = rows
+        if rows.digest is None:
+            rows.digest = rows.scan(name, digest=True)
+        self.event_shape = (rows.shape[1],)
+        self.dtype = torch.float64 if rows.dtype == np.float64 else torch.float32
+        self.device = torch.device("cpu")
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        idx = torch.randint(len(self._rows), (n,), generator=generator, device=self.device)
+        # the file's own dtype first, then this sampler's: the values TensorSampler's converted copy holds
+        kept = self._rows.dtype if np.issubdtype(self._rows.dtype, np.floating) else np.float64
+        batch = torch.from_numpy(self._rows.take(idx.cpu().numpy(), kept))
+        return batch.to(device=self.device, dtype=self.dtype)
+
+    def describe(self) -> dict:
+        return {"type": "TensorSampler", "event_shape": list(self.event_shape), "rows": len(self),
+                "sha256": self._rows.digest}
+
+
 class CallableSampler(Sampler):
     """Wraps ``fn(n) -> (n, *event_shape)`` array/tensor (the generator is not passed to ``fn``)."""
 
@@ -103,9 +136,14 @@ class CallableSampler(Sampler):
 
 
 def as_sampler(obj, name: str = "data") -> Sampler:
-    """Coerce a :class:`Sampler`, an array/tensor of rows, or a callable ``fn(n)`` into a sampler."""
+    """Coerce a :class:`Sampler`, an array/tensor of rows, a mapped ``.npy`` file
+    (:func:`w2gn.io.open_samples`) or a callable ``fn(n)`` into a sampler."""
     if isinstance(obj, Sampler):
         return obj
+    from ..io.stream import NpyRows
+
+    if isinstance(obj, NpyRows):
+        return MappedSampler(obj, name)
     if isinstance(obj, (np.ndarray, torch.Tensor, list, tuple)):
         return TensorSampler(obj, name)
     if callable(obj):

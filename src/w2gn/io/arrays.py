@@ -15,59 +15,18 @@ import numpy as np
 from ..errors import W2GNUserError
 from .atomic import atomic_path, check_output_path
 from .images import IMAGE_EXTENSIONS, load_rgb
+from .stream import MAP_ABOVE_BYTES, NpyRows, iter_text_blocks
 
 SAMPLE_EXTENSIONS = (".npy", ".npz", ".csv", ".txt", ".tsv", ".pt")
 
 
 def _read_text(p: Path, log: Callable[[str], None] | None = None) -> np.ndarray:
-    with open(p, encoding="utf-8", errors="replace") as fh:
-        lines = [ln.strip() for ln in fh if ln.strip() and not ln.lstrip().startswith("#")]
-    if not lines:
-        raise W2GNUserError(f"{p}: the file is empty; it should hold one sample per row")
-    delim = "," if "," in lines[0] else ("\t" if "\t" in lines[0] else None)
-    rows, header = [], None
-    for i, ln in enumerate(lines):
-        cells = ln.split(delim)
-        try:
-            rows.append([float(c) for c in cells])
-        except ValueError:
-            # a header is a first line with no number in it; a first line mixing numbers and text is bad data
-            if i == 0 and not any(_is_float(c) for c in cells):
-                header = ln
-                continue
-            bad = next(c for c in cells if not _is_float(c))
-            raise W2GNUserError(f"{p}: line {i + 1} has a non-numeric cell {bad.strip()!r}") from None
-    if not rows:
-        raise W2GNUserError(f"{p}: no numeric rows found")
-    width = {len(r) for r in rows}
-    if len(width) != 1:
-        raise W2GNUserError(f"{p}: rows have different numbers of columns {sorted(width)}")
-    if header is not None and log is not None:  # said once the file has read well: a failed read says one line
-        log(f"{p}: skipped the header line {header[:60]!r}")
-    return np.asarray(rows, dtype=np.float64)
+    return np.concatenate(list(iter_text_blocks(p, log=log)), axis=0)
 
 
-def _is_float(s: str) -> bool:
-    try:
-        float(s)
-        return True
-    except ValueError:
-        return False
-
-
-def load_samples(path: str | os.PathLike, name: str | None = None, log: Callable[[str], None] | None = None
-                 ) -> np.ndarray:
-    """Load a ``(N, D)`` float array of samples from a file, validated.
-
-    A text file's first line is taken as a header and skipped only when none of its cells is a
-    number; ``log`` (e.g. the command's message printer) is then told so in one line.
-
-    ``.npz`` files must hold exactly one array (or one named ``samples``); ``.pt`` files a tensor;
-    image files (:data:`~w2gn.io.images.IMAGE_EXTENSIONS`) give their pixels as ``(H*W, 3)`` RGB rows
-    in ``[0, 1]`` (:func:`~w2gn.io.images.load_rgb`).
-    """
-    p = Path(path)
-    label = name or str(p)
+def check_sample_file(p: Path) -> str:
+    """The checks every sample file gets before it is read (exists, a file, known extension, readable,
+    not empty), as :class:`W2GNUserError`; returns its lower-case extension."""
     if not p.exists():
         raise W2GNUserError(f"{p}: no such file")
     if p.is_dir():
@@ -80,6 +39,47 @@ def load_samples(path: str | os.PathLike, name: str | None = None, log: Callable
         raise W2GNUserError(f"{p}: cannot be read (permission denied); check the file's permissions")
     if p.stat().st_size == 0:
         raise W2GNUserError(f"{p}: the file is empty")
+    return ext
+
+
+def open_samples(path: str | os.PathLike, name: str | None = None, digest: bool = False,
+                 map_above: int = MAP_ABOVE_BYTES, log: Callable[[str], None] | None = None) -> np.ndarray | NpyRows:
+    """Samples for a command that must not hold big files in memory.
+
+    A 2-D numeric ``.npy`` file larger than ``map_above`` bytes comes back as
+    :class:`~w2gn.io.stream.NpyRows` (mapped, not read), after a check of every row in blocks (finite,
+    non-empty); with ``digest`` its fingerprint is computed in the same pass (``.digest``). Any other
+    file is loaded by :func:`load_samples`.
+    """
+    p = Path(path)
+    label = name or str(p)
+    if check_sample_file(p) == ".npy" and p.stat().st_size > map_above:
+        rows = NpyRows.open(p)
+        if rows is not None:
+            try:
+                rows.digest = rows.scan(label, digest=digest)
+            except BaseException:
+                rows.close()
+                raise
+            return rows
+    return load_samples(p, name, log=log)
+
+
+def load_samples(path: str | os.PathLike, name: str | None = None, log: Callable[[str], None] | None = None
+                 ) -> np.ndarray:
+    """Load a ``(N, D)`` float array of samples from a file into memory, validated (see
+    :func:`open_samples` for files larger than memory).
+
+    A text file's first line is taken as a header and skipped only when none of its cells is a
+    number; ``log`` (e.g. the command's message printer) is then told so in one line.
+
+    ``.npz`` files must hold exactly one array (or one named ``samples``); ``.pt`` files a tensor;
+    image files (:data:`~w2gn.io.images.IMAGE_EXTENSIONS`) give their pixels as ``(H*W, 3)`` RGB rows
+    in ``[0, 1]`` (:func:`~w2gn.io.images.load_rgb`).
+    """
+    p = Path(path)
+    label = name or str(p)
+    ext = check_sample_file(p)
     try:
         if ext in IMAGE_EXTENSIONS:
             arr = load_rgb(p).reshape(-1, 3)
@@ -131,7 +131,8 @@ def save_samples(path: str | os.PathLike, samples, overwrite: bool = False) -> P
         elif ext == ".pt":
             import torch
 
-            torch.save(torch.as_tensor(arr), tmp)
+            with open(tmp, "wb") as fh:  # a Python file: a full disk is then an OSError (see atomic_torch_save)
+                torch.save(torch.as_tensor(arr), fh)
         else:
             np.savetxt(tmp, arr, delimiter="\t" if ext == ".tsv" else ",", fmt="%.9g")
     return p

@@ -58,5 +58,7 @@ def atomic_torch_save(obj, path: str | os.PathLike) -> None:
     """``torch.save`` through :func:`atomic_path`."""
     import torch
 
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    # through a Python file object: given a path, torch writes with C++ streams, and a full disk then
+    # surfaces as "RuntimeError: basic_ios::clear: iostream error" instead of ENOSPC
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        torch.save(obj, fh)

@@ -258,7 +258,7 @@ class Solver(ABC):
             self._checkpoints = ckpt.CheckpointWriter(c.checkpoint_dir, c.keep_checkpoints, c.checkpoint_every,
                                                       c.checkpoint_seconds)
         # loaded on the CPU: RNG states must stay CPU tensors; load_state_dict moves weights to the device
-        found = ckpt.load_latest(c.checkpoint_dir) if c.resume else None
+        found = self._resume_state() if c.resume else None
         if self._checkpoints is not None and not c.resume:
             self._checkpoints.start_fresh(c.overwrite_checkpoints)
         if found is not None:
@@ -283,6 +283,13 @@ class Solver(ABC):
             self.setup(p, q, gen, **setup_kwargs)
         self.run(p, q, gen, callback)
         return self.result(p, q)
+
+    def _resume_state(self) -> tuple[Any, dict[str, Any]] | None:
+        """``(path, state)`` of the newest valid checkpoint of ``checkpoint_dir`` (``None``: start fresh);
+        multi-process training reads it on rank 0 and hands it to every rank."""
+        from .. import checkpoint as ckpt
+
+        return ckpt.load_latest(self.config.checkpoint_dir)
 
     def result(self, p: Sampler, q: Sampler) -> TransportMap:
         """The final map, with configuration, history and data identity in ``info``."""

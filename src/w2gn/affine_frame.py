@@ -145,10 +145,10 @@ class AffineFrame:
 def _moments(sampler: Sampler, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean ``(D,)`` and covariance ``(D, D)`` (float64) of ``sampler``: of all its rows when it holds
     at most ``max(n, 200000)`` of them (exact, no sampling noise), else of ``n`` draws, in chunks."""
-    data = getattr(sampler, "data", None)
     chunks: list[torch.Tensor]
-    if isinstance(data, torch.Tensor) and data.shape[0] <= max(n, _ALL_ROWS):
-        chunks = list(data.reshape(data.shape[0], -1).split(8192))
+    # samplers over a fixed set of rows (in memory or a mapped file) expose them as row_blocks
+    if hasattr(sampler, "row_blocks") and len(sampler) <= max(n, _ALL_ROWS):  # type: ignore[arg-type]
+        chunks = list(sampler.row_blocks())  # type: ignore[attr-defined]
     else:
         chunks = [sampler.sample(min(8192, n - s), generator).reshape(-1, sampler.dim) for s in range(0, n, 8192)]
     d = sampler.dim

@@ -8,7 +8,7 @@ import os
 from collections.abc import Iterator
 
 from ..io.lock import hold_locks
-from .common import default_checkpoint_dir
+from .options import default_checkpoint_dir
 
 
 def written_paths(args: argparse.Namespace) -> list[str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -76,6 +76,11 @@ class TensorSampler(Sampler):
         idx = torch.randint(self._data.shape[0], (n,), generator=generator, device=self.device)
         return self._data[idx]
 
+    def row_blocks(self, rows: int = 65536) -> Iterator[torch.Tensor]:
+        """Every row, in order, in blocks of ``rows`` (flattened to ``(n, dim)``, this sampler's dtype)."""
+        flat = self._data.reshape(self._data.shape[0], -1)
+        yield from flat.split(rows)
+
     def describe(self) -> dict:
         return {**super().describe(), "rows": len(self), "sha256": self._hash}
 
@@ -107,6 +112,12 @@ class MappedSampler(Sampler):
         kept = self._rows.dtype if np.issubdtype(self._rows.dtype, np.floating) else np.float64
         batch = torch.from_numpy(self._rows.take(idx.cpu().numpy(), kept))
         return batch.to(device=self.device, dtype=self.dtype)
+
+    def row_blocks(self, rows: int = 65536) -> Iterator[torch.Tensor]:
+        """Every row, in order, in blocks of ``rows``: the values :class:`TensorSampler`'s copy holds."""
+        kept = self._rows.dtype if np.issubdtype(self._rows.dtype, np.floating) else np.float64
+        for blk in self._rows.blocks(rows, kept):
+            yield torch.from_numpy(np.ascontiguousarray(blk)).to(device=self.device, dtype=self.dtype)
 
     def describe(self) -> dict:
         return {"type": "TensorSampler", "event_shape": list(self.event_shape), "rows": len(self),

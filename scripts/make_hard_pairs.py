@@ -76,16 +76,17 @@ def score(pot: NormalizedSumPotential, x: torch.Tensor) -> dict[str, float]:
 
 
 def make(dim: int, check_every: int, max_steps: int, explore: bool = False, pretrain: int = 1000,
-         log=print) -> tuple[dict, dict]:
+         check_samples: int = CHECK_SAMPLES, log=print) -> tuple[dict, dict]:
     """Train one hard pair; returns the state to save and a summary (steps, seconds, check scores).
 
-    ``pretrain``: identity pretraining steps of each potential (the W2GN default, 1000; tests shorten it).
+    ``pretrain``: identity pretraining steps of each potential (the W2GN default, 1000) and
+    ``check_samples``: size of the normalisation/check sample; tests shorten both.
     """
     cpu0, wall0 = time.process_time(), time.perf_counter()
     g = torch.Generator().manual_seed(SEED + dim + 1000 * DRAWS.get(dim, 0))
     src = grid_mixture(dim, 3, g)
     targets = [grid_mixture(dim, 10, g) for _ in range(2)]
-    x_check = src.to("cpu", torch.float64).sample(CHECK_SAMPLES, torch.Generator().manual_seed(CHECK_SEED))
+    x_check = src.to("cpu", torch.float64).sample(check_samples, torch.Generator().manual_seed(CHECK_SEED))
     src.to("cpu", torch.float32)
     solvers = []
     for i, tgt in enumerate(targets):

@@ -133,8 +133,8 @@ def _deterministic(fn):
 
 def test_generation_is_deterministic_on_a_short_run():
     mod = _script()
-    a, _ = _deterministic(lambda: mod.make(2, check_every=20, max_steps=20, pretrain=20, log=lambda *a, **k: None))
-    b, _ = _deterministic(lambda: mod.make(2, check_every=20, max_steps=20, pretrain=20, log=lambda *a, **k: None))
+    a, _ = _deterministic(lambda: mod.make(2, check_every=20, max_steps=20, pretrain=20, check_samples=2000, log=lambda *a, **k: None))
+    b, _ = _deterministic(lambda: mod.make(2, check_every=20, max_steps=20, pretrain=20, check_samples=2000, log=lambda *a, **k: None))
     assert a["state_dict"].keys() == b["state_dict"].keys()
     assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
 

@@ -9,9 +9,14 @@ Two families:
 
 * :func:`random_pair`: ``psi`` a randomly initialised :class:`~w2gn.networks.DenseICNN` plus
   ``beta/2 ||x||^2``, ``P`` a Gaussian mixture;
-* :func:`fitted_pair`: ``psi`` trained with w2gn itself to push a 3-component mixture close to a
-  10-component one, then frozen (weights shipped in ``w2gn/benchmarks/data``, produced by
-  ``scripts/make_benchmark_pairs.py``).
+* :func:`fitted_pair` (the *easy* family): ``psi`` trained with w2gn itself to push a 3-component
+  mixture close to a 10-component one, then frozen (weights shipped in ``w2gn/benchmarks/data``,
+  produced by ``scripts/make_benchmark_pairs.py``); close to linear (Gaussian map 14-16 % L2-UVP);
+* :func:`~w2gn.benchmarks.hard.hard_pair` (the *hard* family, :mod:`w2gn.benchmarks.hard`): built
+  as the published W2 benchmark builds its high-dimensional pairs, with its identity and linear
+  L2-UVP (``scripts/make_hard_pairs.py``).
+
+:func:`load_pair` gives either family by dimension.
 
 All ground-truth computations run in float64.
 """
@@ -31,6 +36,7 @@ from ..distributions import GaussianMixture, Sampler
 from ..errors import W2GNUserError
 from ..metrics import bures_map, cosine_similarity, l2_uvp
 from ..networks import ConvexPotential, DenseICNN, build_potential
+from .hard import hard_dims, hard_pair
 
 #: seeds of the fixed evaluation and reference samples (distinct from any training seed)
 EVAL_SEED = 2_000_003
@@ -316,15 +322,34 @@ def fitted_pair(dim: int) -> BenchmarkPair:
     return fitted_state_to_pair(state, str(f))
 
 
+def load_pair(dim: int, family: str = "easy") -> BenchmarkPair:
+    """The shipped pair of ``family`` in dimension ``dim``.
+
+    ``"easy"`` (alias ``"fitted"``): :func:`fitted_pair`, close to linear; ``"hard"``:
+    :func:`~w2gn.benchmarks.hard.hard_pair`, as far from linear as the published W2 benchmark's pairs.
+    """
+    if family in ("easy", "fitted"):
+        return fitted_pair(dim)
+    if family == "hard":
+        return hard_pair(dim)
+    raise W2GNUserError(f"unknown pair family {family!r}; use 'easy' or 'hard'")
+
+
 def get_pair(spec: str) -> BenchmarkPair:
-    """A pair by name: ``"fitted:D"`` or ``"random:D[:SEED]"`` (also ``"fitted-dD"``/``"random-dD-sS"``)."""
+    """A pair by name: ``"fitted:D"``, ``"hard:D"`` or ``"random:D[:SEED]"``.
+
+    Also accepted: ``"fitted-dD"``, ``"hard-dD"``, ``"random-dD-sS"``.
+    """
     text = spec.strip().lower().replace("-d", ":").replace("-s", ":")
     parts = text.split(":")
     try:
         if parts[0] == "fitted" and len(parts) == 2:
             return fitted_pair(int(parts[1]))
+        if parts[0] == "hard" and len(parts) == 2:
+            return hard_pair(int(parts[1]))
         if parts[0] == "random" and len(parts) in (2, 3):
             return random_pair(int(parts[1]), seed=int(parts[2]) if len(parts) == 3 else 0)
     except ValueError:
         pass
-    raise W2GNUserError(f"unknown benchmark pair {spec!r}; use fitted:D (D in {fitted_dims()}) or random:D[:SEED]")
+    raise W2GNUserError(f"unknown benchmark pair {spec!r}; use fitted:D (D in {fitted_dims()}), "
+                         f"hard:D (D in {hard_dims()}) or random:D[:SEED]")

@@ -29,7 +29,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "iterations (results.json, results.md), the pairs' identity/linear scores (pairs.md) and a convergence "
         "figure (convergence.png: L2-UVP against seconds, one curve per method).",
     )
-    p.add_argument("--pairs", default="fitted", choices=["fitted", "random"], help="pair family")
+    p.add_argument("--pairs", default="fitted", choices=["fitted", "hard", "random"],
+                   help="pair family: fitted (easy, close to linear), hard (as hard as the published W2 "
+                   "benchmark's pairs; D = 2, 4 so far) or random")
     p.add_argument("--dims", type=int_list, default=[2, 4, 8], help="dimensions, comma-separated")
     p.add_argument("--methods", default=d["method"],
                    help=f"comma-separated W2GN presets ({', '.join(PRESETS)}) or solver names")
@@ -49,7 +51,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from ..benchmarks import fitted_pair, random_pair
+    from ..benchmarks import fitted_pair, hard_pair, random_pair
     from ..benchmarks.runner import baseline_table, convergence_figure, markdown_table, method_options, run_fit
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -61,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise W2GNUserError(f"{out}: exists and is not a folder; choose another --out-dir")
     out.mkdir(parents=True, exist_ok=True)
-    pairs = [fitted_pair(d) if args.pairs == "fitted" else random_pair(d, seed=args.pair_seed) for d in args.dims]
+    load = {"fitted": fitted_pair, "hard": hard_pair, "random": lambda d: random_pair(d, seed=args.pair_seed)}
+    pairs = [load[args.pairs](d) for d in args.dims]
     write_text(out / "pairs.md", baseline_table(pairs))
     say(baseline_table(pairs), args.quiet)
     if args.pairs_only:

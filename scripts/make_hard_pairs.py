@@ -1,0 +1,173 @@
+"""Produce the hard benchmark pairs shipped as ``src/w2gn/benchmarks/data/hard_d{D}.pt`` (deterministic).
+
+The construction of the published continuous W2 benchmark's high-dimensional pairs (Korotin et
+al., NeurIPS 2021; see :mod:`w2gn.benchmarks.hard`): for each D, seeded by D,
+
+1. ``P`` = a 3-component mixture, and ``Q_1``, ``Q_2`` = two 10-component mixtures
+   (:func:`~w2gn.benchmarks.hard.grid_mixture`: random linear components of std 0.4, centres on a
+   grid, unit variance per coordinate on average);
+2. two Dense ICNNs ``psi_i`` (widths ``[max(2D, 64), max(2D, 64), max(D, 32)]``, rank 1,
+   strong convexity 1e-4) are trained by W2GN with both cycle terms (lambda = D, batch 1024,
+   Adam 1e-3), ``psi_i`` pushing ``P`` towards ``Q_i``; the two trainings advance in lockstep,
+   ``--check-every`` steps at a time;
+3. after each chunk the candidate map ``T = (grad psi_1 + grad psi_2 - m) / s`` (``m``, ``s`` fitted
+   on a fixed sample of ``P``) is scored: identity and linear-map L2-UVP on that sample. Training
+   stops at the first check where both are within :data:`STOP_TOL` of the published values for
+   this D, when the linear score has passed the band (a longer training only bends the map
+   further), or at the step cap; that check's weights are shipped.
+
+The published pairs were trained for up to 500k GPU steps; this CPU construction stops as soon as
+the pair is as far from the identity and from linear as theirs, which is what the acceptance band
+measures. Shipped so far: D = 2 and 4 (1500 steps per potential each, ~130 CPU s); D >= 8 need far
+more steps than the CPU time at hand (benchmarks/results/hard_pairs.md).
+
+    OMP_NUM_THREADS=1 PYTHONPATH=src python scripts/make_hard_pairs.py --dims 2 --max-steps 12000
+
+Rerunning with the same options and torch version writes the same weights (CPU, one thread,
+deterministic algorithms; checked bit for bit at D = 2 by tests/test_hard_pairs.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+
+from w2gn.benchmarks.hard import (
+    BAND,
+    PUBLISHED_BASELINES,
+    NormalizedSumPotential,
+    grid_mixture,
+    hard_state,
+    hard_state_to_pair,
+    icnn_widths,
+)
+from w2gn.io import atomic_torch_save
+from w2gn.metrics import bures_map, l2_uvp
+from w2gn.networks import DenseICNN
+from w2gn.solvers import W2GNSolver
+
+OUT = Path(__file__).resolve().parents[1] / "src" / "w2gn" / "benchmarks" / "data"
+SEED = 18_000
+#: seed of the sample of P that fixes the normalisation (m, s) and scores the checks
+CHECK_SEED = 18_001
+CHECK_SAMPLES = 50_000
+STRONG_CONVEXITY = 1e-4
+#: per-D draw of the mixtures (seed ``SEED + D + 1000 k``); k = 0 unless listed. The published
+#: identity L2-UVP fixes how far the mixtures' geometry moves mass; in D = 2 and 4 the first draw
+#: moves too little (discrete OT between 1500 samples of P and of each target, summed and normalised:
+#: identity/linear 17/14 % at D = 2, 38/24 % at D = 4). Draws chosen by that check: D = 2 draw 4
+#: (34/17 %); at D = 4 draw 7 (46/19 %) stalled at linear 8.6 % after 2000 steps, draw 5 (55/31 %)
+#: reached the band at 1500. A partly trained map scores below its converged values.
+DRAWS = {2: 4, 4: 5}
+#: stop once identity and linear L2-UVP are both within this relative distance of the published
+#: values (tighter than the +-15 % acceptance band, so that test-time sampling noise stays inside it)
+STOP_TOL = 0.10
+
+
+def score(pot: NormalizedSumPotential, x: torch.Tensor) -> dict[str, float]:
+    """Identity and linear (Bures map between Gaussian fits) L2-UVP, in %, of ``grad pot`` on ``x``."""
+    y = pot.map(x)
+    var = float((y - y.mean(0)).square().sum(1).mean())
+    mx, my = x.mean(0), y.mean(0)
+    cx = (x - mx).T @ (x - mx) / x.shape[0]
+    cy = (y - my).T @ (y - my) / y.shape[0]
+    a, b = bures_map(mx, cx, my, cy)
+    return {"identity": l2_uvp(x, y, var), "linear": l2_uvp(x @ a.T + b, y, var)}
+
+
+def make(dim: int, check_every: int, max_steps: int, explore: bool = False, pretrain: int = 1000,
+         check_samples: int = CHECK_SAMPLES, log=print) -> tuple[dict, dict]:
+    """Train one hard pair; returns the state to save and a summary (steps, seconds, check scores).
+
+    ``pretrain``: identity pretraining steps of each potential (the W2GN default, 1000) and
+    ``check_samples``: size of the normalisation/check sample; tests shorten both.
+    """
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    g = torch.Generator().manual_seed(SEED + dim + 1000 * DRAWS.get(dim, 0))
+    src = grid_mixture(dim, 3, g)
+    targets = [grid_mixture(dim, 10, g) for _ in range(2)]
+    x_check = src.to("cpu", torch.float64).sample(check_samples, torch.Generator().manual_seed(CHECK_SEED))
+    src.to("cpu", torch.float32)
+    solvers = []
+    for i, tgt in enumerate(targets):
+        seed = SEED + 100 * dim + i
+        net = DenseICNN(dim, icnn_widths(dim), rank=1, strong_convexity=STRONG_CONVEXITY, seed=seed)
+        s = W2GNSolver(iterations=check_every, batch_size=1024, lr=1e-3, hidden=icnn_widths(dim), rank=1,
+                       strong_convexity=STRONG_CONVEXITY, cycle_x=True, cycle_y=True, lambda_cycle=float(dim),
+                       seed=seed, progress=False, log_every=check_every, gradient_mode="analytic",
+                       pretrain_iterations=pretrain)
+        s.fit(src, tgt, potential=net)
+        solvers.append(s)
+    pub_id, pub_lin = PUBLISHED_BASELINES.get(dim, (math.inf, math.inf))
+    checks = []
+    while True:
+        steps = solvers[0].iteration
+        pot = NormalizedSumPotential.from_parts([s.theta for s in solvers])
+        pot64 = NormalizedSumPotential.from_parts([s.theta for s in solvers]).to(torch.float64)
+        pot64.normalize(x_check)
+        # the shipped map is the float32 one: score exactly that (m, s rounded to float32)
+        pot.shift.copy_(pot64.shift)
+        pot.scale.copy_(pot64.scale)
+        pot64.load_state_dict(pot.state_dict())
+        sc = score(pot64, x_check)
+        checks.append({"steps": steps, **sc})
+        log(f"  D={dim} steps={steps:6d} identity={sc['identity']:6.1f} linear={sc['linear']:6.1f} "
+            f"cpu={time.process_time() - cpu0:7.0f}s", flush=True)
+        in_band = abs(sc["identity"] / pub_id - 1) <= STOP_TOL and abs(sc["linear"] / pub_lin - 1) <= STOP_TOL
+        # past the band: further training only bends the map further from linear
+        overshot = sc["linear"] > pub_lin * (1 + BAND)
+        if ((in_band or overshot) and not explore) or steps >= max_steps:
+            break
+        for s in solvers:  # continue both trainings where they stopped (same sampling stream)
+            s.config.iterations += check_every
+            s.run(s._p, s._q, s._gen)
+    info = {
+        "construction": "Korotin et al. 2021 (W2 benchmark) high-dimensional pairs; scripts/make_hard_pairs.py",
+        "source": "3-component grid mixture, std 0.4",
+        "targets": "two 10-component grid mixtures, std 0.4",
+        "draw": DRAWS.get(dim, 0),
+        "steps_per_potential": steps,
+        "check_every": check_every,
+        "max_steps": max_steps,
+        "batch_size": 1024,
+        "lr": 1e-3,
+        "lambda_cycle": float(dim),
+        "strong_convexity": STRONG_CONVEXITY,
+        "torch": str(torch.__version__),
+    }
+    summary = {"dim": dim, "steps": steps, "cpu_seconds": time.process_time() - cpu0,
+               "wall_seconds": time.perf_counter() - wall0, "checks": checks}
+    return hard_state(pot, src, info), summary
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dims", default="2,4,8,16,32,64")
+    ap.add_argument("--check-every", type=int, default=250, help="steps per potential between checks")
+    ap.add_argument("--max-steps", type=int, default=20_000, help="cap on the steps per potential")
+    ap.add_argument("--explore", action="store_true", help="ignore the stopping rule, train to --max-steps")
+    ap.add_argument("--out", type=Path, default=OUT)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for dim in [int(d) for d in args.dims.split(",")]:
+        state, summary = make(dim, args.check_every, args.max_steps, args.explore)
+        path = args.out / f"hard_d{dim}.pt"
+        atomic_torch_save(state, path)
+        pair = hard_state_to_pair(torch.load(path, weights_only=True), str(path))
+        b = pair.baselines
+        pub = PUBLISHED_BASELINES.get(dim, (float("nan"), float("nan")))
+        print(f"D={dim} steps={summary['steps']} cpu={summary['cpu_seconds']:.0f}s wall={summary['wall_seconds']:.0f}s "
+              f"identity={b['identity']:.1f} (published {pub[0]}) linear={b['linear']:.1f} (published {pub[1]}) "
+              f"affine={b['affine_least_squares']:.1f}", flush=True)
+        print("SUMMARY", json.dumps({**summary, "baselines": b}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""The hard benchmark pairs (issue 18): published difficulty, exact maps, inverse, reproducible generation."""
+
+import importlib.util
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from w2gn.benchmarks import get_pair, grid_mixture, hard_dims, load_pair
+from w2gn.benchmarks.hard import BAND, PUBLISHED_BASELINES, NormalizedSumPotential, hard_pair
+from w2gn.errors import W2GNUserError
+from w2gn.metrics import bures_map, l2_uvp
+from w2gn.networks import DenseICNN
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "scripts" / "make_hard_pairs.py"
+SHIPPED = hard_dims()
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("make_hard_pairs", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_shipped_dimensions_are_published_ones():
+    # D = 8 ... 64 did not reach the band within the CPU time at hand (benchmarks/results/hard_pairs.md)
+    assert SHIPPED and set(SHIPPED) <= set(PUBLISHED_BASELINES)
+
+
+@pytest.mark.parametrize("dim", SHIPPED)
+def test_identity_and_linear_scores_within_published_band(dim):
+    # recomputed from a fresh sample (not the generation script's check sample, not pair.baselines):
+    # T = id and the Bures map between Gaussian fits of P and Q, scored against the true map
+    pair = hard_pair(dim)
+    x = pair.source.sample(4000, torch.Generator().manual_seed(77)).double()
+    y = pair.forward_map(x)
+    var = float((y - y.mean(0)).square().sum(1).mean())
+    mx, my = x.mean(0), y.mean(0)
+    a, b = bures_map(mx, (x - mx).T @ (x - mx) / len(x), my, (y - my).T @ (y - my) / len(y))
+    identity, linear = l2_uvp(x, y, var), l2_uvp(x @ a.T + b, y, var)
+    pub_id, pub_lin = PUBLISHED_BASELINES[dim]
+    assert abs(identity / pub_id - 1) <= BAND, (identity, pub_id)
+    assert abs(linear / pub_lin - 1) <= BAND, (linear, pub_lin)
+
+
+@pytest.mark.parametrize("dim", SHIPPED)
+def test_target_is_centred_with_unit_variance_on_average(dim):
+    pair = hard_pair(dim)
+    y = pair.forward_map(pair.source.sample(20_000, torch.Generator().manual_seed(5)).double())
+    assert float(y.mean(0).norm()) < 0.1 * math.sqrt(dim)
+    assert abs(float(y.var(0).mean()) - 1) < 0.05
+
+
+@pytest.mark.parametrize("dim", SHIPPED)
+def test_true_map_matches_finite_differences(dim):
+    pair = hard_pair(dim)
+    x = pair.source.sample(8, torch.Generator().manual_seed(1)).double()
+    g = pair.forward_map(x)
+    h = 1e-5
+    eye = torch.eye(dim, dtype=torch.float64)
+    fd = torch.stack([(pair.potential(x + h * e) - pair.potential(x - h * e)) / (2 * h) for e in eye], dim=1)
+    assert torch.allclose(g, fd, atol=1e-6, rtol=1e-6)
+    # the explicit gradient (no autograd) is the same map
+    assert torch.allclose(pair.potential.gradient_analytic(x), g, atol=1e-10, rtol=1e-10)
+
+
+@pytest.mark.parametrize("dim", SHIPPED)
+def test_inverse_after_forward_is_identity(dim):
+    pair = hard_pair(dim)
+    x = pair.source.sample(64, torch.Generator().manual_seed(2)).double()
+    y = pair.forward_map(x)
+    back = pair.inverse_map(y, tol=1e-9)  # raises if the conjugate solve misses the tolerance
+    assert torch.allclose(back, x, atol=1e-6)
+    assert torch.allclose(pair.forward_map(back), y, atol=1e-8)
+
+
+def test_map_is_a_gradient_of_a_convex_function():
+    # Hessian symmetric positive definite at P's samples: T is the OT map (Brenier), and the
+    # scalar normalisation kept it so
+    pair = hard_pair(max(SHIPPED))
+    x = pair.source.sample(6, torch.Generator().manual_seed(3)).double()
+    for xi in x:
+        hess = torch.autograd.functional.jacobian(lambda t: pair.potential.gradient_analytic(t[None])[0], xi)
+        assert torch.allclose(hess, hess.T, atol=1e-10)
+        assert float(torch.linalg.eigvalsh(hess).min()) > 0
+
+
+def test_family_lookup():
+    assert load_pair(4, family="hard").name == "hard-d4"
+    assert get_pair("hard:4").name == get_pair("hard-d4").name == "hard-d4"
+    assert load_pair(4).name == "fitted-d4"  # the easy family stays the default
+    with pytest.raises(W2GNUserError):
+        load_pair(3, family="hard")
+    with pytest.raises(W2GNUserError):
+        load_pair(4, family="medium")
+
+
+def test_grid_mixture_has_unit_variance_per_coordinate_on_average():
+    src = grid_mixture(16, 3, torch.Generator().manual_seed(0))
+    assert abs(src.total_variance() - 16) < 1e-9
+    x = src.to("cpu", torch.float64).sample(50_000, torch.Generator().manual_seed(1))
+    assert abs(float((x - x.mean(0)).square().sum(1).mean()) / 16 - 1) < 0.03
+    # component standard deviation 0.4 on average per coordinate
+    assert torch.allclose(src.factors64.square().sum(dim=(1, 2)) / 16, torch.full((3,), 0.16, dtype=torch.float64))
+
+
+def test_normalized_sum_round_trips_through_its_spec():
+    from w2gn.networks import build_potential, potential_spec
+
+    parts = [DenseICNN(3, [8, 8], seed=s) for s in (0, 1)]
+    pot = NormalizedSumPotential.from_parts(parts).double()
+    pot.normalize(torch.randn(500, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0)))
+    other = build_potential(potential_spec(pot)).double()
+    other.load_state_dict(pot.state_dict())
+    x = torch.randn(5, 3, dtype=torch.float64)
+    assert torch.equal(other(x), pot(x))
+    want = (parts[0].double().gradient(x, False) + parts[1].double().gradient(x, False) - pot.shift) / pot.scale
+    assert torch.allclose(pot.gradient(x, create_graph=False), want, atol=1e-12)
+
+
+def _deterministic(fn):
+    threads, det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    try:
+        return fn()
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(det)
+
+
+def test_generation_is_deterministic_on_a_short_run():
+    mod = _script()
+
+    def short():
+        return mod.make(2, check_every=20, max_steps=20, pretrain=20, check_samples=2000, log=lambda *a, **k: None)
+
+    a, _ = _deterministic(short)
+    b, _ = _deterministic(short)
+    assert a["state_dict"].keys() == b["state_dict"].keys()
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+
+
+@pytest.mark.slow
+def test_generation_script_reproduces_shipped_weights_bit_for_bit():
+    mod = _script()
+    shipped = torch.load(ROOT / "src" / "w2gn" / "benchmarks" / "data" / "hard_d2.pt", weights_only=True)
+    info = shipped["info"]
+    state, summary = _deterministic(lambda: mod.make(2, check_every=info["check_every"], max_steps=info["max_steps"],
+                                                     log=lambda *a, **k: None))
+    assert summary["steps"] == info["steps_per_potential"]
+    assert state["state_dict"].keys() == shipped["state_dict"].keys()
+    for k, v in shipped["state_dict"].items():
+        assert torch.equal(state["state_dict"][k], v), k
+    for k in ("source_means", "source_factors", "source_weights"):
+        assert torch.equal(state[k], shipped[k]), k

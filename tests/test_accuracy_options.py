@@ -123,23 +123,26 @@ def test_expectile_regulariser_is_switchable(pair2):
 
 def test_cosine_schedule_decays_the_learning_rate(pair2):
     solver, _ = _fit(pair2, lr_schedule="cosine", lr_final_factor=0.1)
-    assert solver.lr_factor(0) == pytest.approx(1.0)
-    assert solver.lr_factor(solver.config.iterations) == pytest.approx(0.1)
+    sched = solver.schedule
+    assert sched.factor(0) == pytest.approx(1.0)
+    assert sched.factor(solver.config.iterations) == pytest.approx(0.1)
     lr_now = solver.opt_theta.param_groups[0]["lr"]
-    assert lr_now == pytest.approx(solver.config.lr * solver.lr_factor(solver.config.iterations - 1))
+    assert lr_now == pytest.approx(solver.config.lr * sched.factor(solver.config.iterations - 1))
     const, _ = _fit(pair2)
     assert const.opt_theta.param_groups[0]["lr"] == const.config.lr
 
 
 def test_ema_map_is_the_average_and_stays_convex(pair2):
     solver, fitted = _fit(pair2, ema_decay=0.9)
-    assert fitted.forward_potential is solver.theta_ema and fitted.inverse_potential is solver.omega_ema
+    avg_theta, avg_omega = solver.averages.averages["theta"], solver.averages.averages["omega"]
+    assert fitted.forward_potential is avg_theta and fitted.inverse_potential is avg_omega
     live = torch.cat([p.flatten() for p in solver.theta.parameters()])
-    avg = torch.cat([p.flatten() for p in solver.theta_ema.parameters()])
+    avg = torch.cat([p.flatten() for p in avg_theta.parameters()])
     assert not torch.equal(live, avg)
-    assert all(bool((w >= 0).all()) for w in solver.theta_ema.constrained_parameters())
+    assert all(bool((w >= 0).all()) for w in avg_theta.constrained_parameters())
+    assert {"theta_ema", "omega_ema"} <= set(solver.state_dict()["modules"])
     off, fitted_off = _fit(pair2)
-    assert fitted_off.forward_potential is off.theta and "theta_ema" not in off.modules()
+    assert fitted_off.forward_potential is off.theta and "theta_ema" not in off.state_dict()["modules"]
 
 
 def test_linear_init_starts_at_the_gaussian_ot_map():
@@ -241,16 +244,18 @@ def test_time_budget_stops_training_and_ends_the_cosine_schedule_there():
     solver.fit(pair.source, pair.target, callback=TimeBudget(solver, 1.0))
     assert 10 <= solver.iteration < 10**6
     assert solver.history[-1]["seconds"] >= 1.0 and solver.history[-2]["seconds"] < 1.0
-    # re-aimed at the budget: the schedule's horizon is near the last step, so the rate has decayed
-    assert solver.config.iterations <= 2 * solver.iteration
-    assert solver.lr_factor(solver.iteration) < 0.5
+    # re-aimed at the budget: the schedule's horizon is near the last step, so the rate has decayed;
+    # the configuration is left as it was
+    assert solver.horizon <= 2 * solver.iteration and solver.config.iterations == 10**6
+    assert solver.schedule.factor(solver.iteration) < 0.5
+    assert solver.stop_reason == "time budget"
     with pytest.raises(W2GNUserError, match="> 0 seconds"):
         TimeBudget(solver, 0)
     # a run shorter than its budget ends at its iteration count (the budget never extends it)
     short = W2GNSolver(iterations=10, pretrain_iterations=0, batch_size=32, hidden=[8, 8], log_every=100,
                        lr_schedule="cosine", progress=False)
     short.fit(pair.source, pair.target, callback=TimeBudget(short, 600.0))
-    assert short.iteration == 10
+    assert short.iteration == 10 and short.stop_reason == "iterations"
 
 
 def test_fit_cli_time_budget_and_its_refusal_under_torchrun(tmp_path, monkeypatch, capsys):

@@ -56,9 +56,11 @@ def build_dense_potential(config: PotentialConfig, p: Sampler, seed: int) -> Den
     return net.to(device=p.device, dtype=p.dtype)
 
 
-def pretrain(config: PotentialConfig, net: DenseICNN, samplers: list[Sampler], generator: torch.Generator) -> float:
-    """Identity pretraining with the configured budget (no-op when ``pretrain_iterations`` is 0)."""
-    if not config.pretrain_iterations:
+def pretrain(config: PotentialConfig, net: DenseICNN, samplers: list[Sampler], generator: torch.Generator,
+             skip: bool = False) -> float:
+    """Identity pretraining with the configured budget (no-op when ``pretrain_iterations`` is 0 or
+    ``skip``: a solver's :attr:`~w2gn.solvers.Solver.restoring`, whose checkpoint overwrites the weights)."""
+    if skip or not config.pretrain_iterations:
         return float("nan")
     return pretrain_identity(net, samplers, config.pretrain_iterations, config.batch_size, config.pretrain_lr,
                              config.pretrain_tol, generator)

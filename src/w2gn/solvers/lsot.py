@@ -159,7 +159,7 @@ class LSOTSolver(Solver):
     def setup(self, p: Sampler, q: Sampler, generator: torch.Generator) -> None:
         c = self.config
         theta = build_dense_potential(c, p, c.seed)
-        self.pretrain_loss = pretrain(c, theta, [p, q], generator)
+        self.pretrain_loss = pretrain(c, theta, [p, q], generator, skip=self.restoring)
         self.theta = theta
         self.omega = copy.deepcopy(theta)
         d = int(p.event_shape[0])
@@ -184,8 +184,8 @@ class LSOTSolver(Solver):
         return opts
 
     def current_map(self) -> TransportMap:
-        inv = self.gmap if self.config.fit_inverse else None
-        return TransportMap(None, None, method=self.name, forward_network=self.fmap, inverse_network=inv)
+        nets = self.final_modules()
+        return TransportMap(None, None, method=self.name, forward_network=nets["fmap"], inverse_network=nets.get("gmap"))
 
     def potentials(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``u(x), v(y)`` from the networks (parametrisation of the module doc)."""

@@ -71,7 +71,7 @@ class MM1Solver(Solver):
     def setup(self, p: Sampler, q: Sampler, generator: torch.Generator, potential=None) -> None:
         c = self.config
         theta = potential.to(device=p.device, dtype=p.dtype) if potential is not None else build_dense_potential(c, p, c.seed)
-        self.pretrain_loss = pretrain(c, theta, [p, q], generator)
+        self.pretrain_loss = pretrain(c, theta, [p, q], generator, skip=self.restoring)
         self.theta = theta
         self.opt_theta = adam(theta, c)
 
@@ -82,7 +82,7 @@ class MM1Solver(Solver):
         return {"theta": self.opt_theta}
 
     def current_map(self) -> TransportMap:
-        fitted = TransportMap(self.theta, None, method=self.name)
+        fitted = TransportMap(self.final_modules()["theta"], None, method=self.name)
         fitted.conjugate_options = {"max_iter": self.config.inverse_max_iter, "tol": self.config.inverse_tol}
         return fitted
 

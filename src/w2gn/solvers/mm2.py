@@ -80,7 +80,7 @@ class MM2Solver(Solver):
     def setup(self, p: Sampler, q: Sampler, generator: torch.Generator, potential=None) -> None:
         c = self.config
         theta = potential.to(device=p.device, dtype=p.dtype) if potential is not None else build_dense_potential(c, p, c.seed)
-        self.pretrain_loss = pretrain(c, theta, [p, q], generator)
+        self.pretrain_loss = pretrain(c, theta, [p, q], generator, skip=self.restoring)
         self.theta = theta
         self.omega = copy.deepcopy(theta)
         self.opt_theta = adam(self.theta, c)
@@ -93,7 +93,8 @@ class MM2Solver(Solver):
         return {"theta": self.opt_theta, "omega": self.opt_omega}
 
     def current_map(self) -> TransportMap:
-        return TransportMap(self.theta, self.omega, method=self.name)
+        nets = self.final_modules()
+        return TransportMap(nets["theta"], nets["omega"], method=self.name)
 
     def inner_loss(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Loss minimised over ``omega``: ``-E_Q[<grad psi_omega(y), y> - psi_theta(grad psi_omega(y))] + penalty``.

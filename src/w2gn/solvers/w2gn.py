@@ -18,6 +18,9 @@ Cycle normalisation (which ``lambda`` refers to):
   adds ``lambda / 2 * R``.
 
 So ``lambda_coordinate = lambda_sample * D / 2`` gives the same objective.
+
+The objective itself is the pure function :func:`~w2gn.solvers.objective.w2gn_objective`; this module
+turns the configuration into its terms and owns the optimisation plumbing around it.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from .base import (
     Solver,
     SolverConfig,
 )
+from .objective import W2GNTerms, w2gn_objective
 from .pretrain import linear_init_maps, pretrain_identity
 
 
@@ -184,12 +188,6 @@ class W2GNSolver(Solver):
             return ConvICNN(channels=event_shape[0], strong_convexity=c.strong_convexity, seed=seed)
         raise W2GNUserError(f"no default potential for samples of shape {event_shape}; pass potential=...")
 
-    def _cycle(self, mapped: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        sq = (mapped - target).flatten(1).square()
-        if self.config.cycle_normalization == "coordinate":
-            return sq.mean()
-        return 0.5 * sq.sum(dim=1).mean()
-
     def _gradient(self, net: ConvexPotential, x: torch.Tensor) -> torch.Tensor:
         """``grad psi(x)``, differentiable w.r.t. the parameters, by the configured ``gradient_mode``."""
         if self.config.gradient_mode == "analytic" and hasattr(net, "gradient_analytic"):
@@ -249,66 +247,23 @@ class W2GNSolver(Solver):
             return solve_conjugate_newton(potential, y.detach(), x0=x0, max_iter=c.refine_steps, tol=0.0).x
         return solve_conjugate(potential, y.detach(), x0=x0, max_iter=c.refine_steps, tol=0.0).x
 
-    def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The regularised correlations (eq. 12) on batches ``x ~ P``, ``y ~ Q``.
-
-        Returns the loss to minimise and its parts (detached, for monitoring): ``correlation`` (the
-        full Monte-Carlo correlation, gradient-free ``<., y>`` included), ``cycle_y``, ``cycle_x`` and
-        ``w2_dual = E||x||^2 + E||y||^2 - 2 * correlation`` (eq. 5 without the regulariser).
-        """
+    def terms(self, dim: int) -> W2GNTerms:
+        """The objective's terms and weights for samples of ``dim`` coordinates (from the configuration)."""
         c = self.config
-        lam = c.effective_lambda(x[0].numel())
-        # the network carrying the correlation term and its conjugate; "omega" mirrors P and Q
-        fwd, bwd = (self.theta, self.omega) if c.correlation_on == "theta" else (self.omega, self.theta)
-        if c.correlation_on == "omega":
-            x, y = y, x
-        y_inv = self._gradient(bwd, y)  # computed once: used by both terms
-        y_inv_sg = y_inv.detach() if c.stop_gradient else y_inv
-        if c.refine_steps:
-            # a better argmax of the conjugate problem; enters as a constant (stop-gradient)
-            y_inv_sg = self.refine(fwd, y, y_inv.detach())
-        psi_x = fwd(x).mean()
-        fwd_at_y_inv = None
-        if self._fused(fwd):
-            # one sweep of psi at grad psi_omega(y) gives the correlation value and the cycle term's
-            # gradient; subtracting <sg(g), y_inv - sg(y_inv)> removes the value's path into omega,
-            # so theta and omega get exactly the gradients of the stop-gradient objective
-            val, fwd_at_y_inv = fwd.value_and_gradient_analytic(y_inv)
-            psi_y_inv = val.mean() - (fwd_at_y_inv.detach() * (y_inv - y_inv_sg)).flatten(1).sum(1).mean()
-        else:
-            psi_y_inv = fwd(y_inv_sg).mean()
-        inner = (y_inv_sg * y).flatten(1).sum(1).mean()
-        loss = psi_x - psi_y_inv + (0.0 if c.stop_gradient else inner)
-        zero = torch.zeros((), device=y.device, dtype=y.dtype)
-        cyc_y = cyc_x = zero
-        if c.cycle_y:
-            cyc_y = self._cycle(fwd_at_y_inv if fwd_at_y_inv is not None else self._gradient(fwd, y_inv), y)
-            loss = loss + lam * cyc_y
-        if c.cycle_x:
-            cyc_x = self._cycle(self._gradient(bwd, self._gradient(fwd, x)), x)
-            loss = loss + lam * cyc_x
-        amort = expec = zero
-        if c.refine_steps:
-            amort = self._cycle(y_inv, y_inv_sg)
-            loss = loss + lam * amort
-        if c.expectile_weight:
-            with torch.no_grad():
-                lower = (y_inv_sg * y).flatten(1).sum(1) - fwd(y_inv_sg)
-            u = lower - bwd(y)
-            w = torch.where(u > 0, c.expectile, 1.0 - c.expectile)
-            expec = (w * u.square()).mean()
-            loss = loss + c.expectile_weight * expec
-        if c.l1_penalty:
-            loss = loss + c.l1_penalty * (self.theta.l1_norm() + self.omega.l1_norm())
-        with torch.no_grad():
-            corr = psi_x - psi_y_inv + inner
-            w2 = x.flatten(1).square().sum(1).mean() + y.flatten(1).square().sum(1).mean() - 2 * corr
-        parts = {"correlation": corr.detach(), "cycle_y": cyc_y.detach(), "cycle_x": cyc_x.detach(), "w2_dual": w2.detach()}
-        if c.refine_steps:
-            parts["amortization"] = amort.detach()
-        if c.expectile_weight:
-            parts["expectile"] = expec.detach()
-        return loss, parts
+        return W2GNTerms(lam=c.effective_lambda(dim), normalization=c.cycle_normalization,
+                         stop_gradient=c.stop_gradient, cycle_y=c.cycle_y, cycle_x=c.cycle_x,
+                         refine=bool(c.refine_steps), expectile_weight=c.expectile_weight, expectile=c.expectile,
+                         l1=c.l1_penalty)
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The objective (eq. 12 and the configured extras, :func:`~w2gn.solvers.objective.w2gn_objective`)
+        on batches ``x ~ P``, ``y ~ Q``: the loss to minimise and its detached parts."""
+        c = self.config
+        fwd, bwd = self.theta, self.omega
+        if c.correlation_on == "omega":  # the mirrored objective: the roles of P and Q swapped
+            fwd, bwd, x, y = bwd, fwd, y, x
+        return w2gn_objective(fwd, bwd, x, y, self.terms(x[0].numel()), self._gradient,
+                              self.refine if c.refine_steps else None, fused=self._fused(fwd))
 
     def draw(self, p: Sampler, q: Sampler, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """This step's batches ``x ~ P``, ``y ~ Q`` (``batch_size`` each); multi-process training overrides it."""

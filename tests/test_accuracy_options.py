@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from w2gn import GaussianPair, TransportMap, W2GNSolver
-from w2gn.benchmarks import random_pair
-from w2gn.benchmarks.runner import PRESETS, method_options, run_fit
 from w2gn.cli import main
 from w2gn.errors import W2GNUserError
 from w2gn.metrics import l2_uvp
 from w2gn.networks import ConvexPotential, DenseICNN
+from w2gn.testbeds import random_pair
+from w2gn.testbeds.runner import PRESETS, method_options, run_fit
 
 FAST = {"iterations": 20, "batch_size": 64, "pretrain_iterations": 20, "progress": False, "log_every": 10}
 
@@ -217,9 +217,9 @@ def test_fit_default_preset_matches_the_fit_command_defaults():
     """The benchmark's "fit-default" method is what `w2gn fit` trains with (so its table measures the command)."""
     import argparse
 
-    from w2gn.benchmarks.runner import method_options
     from w2gn.cli.common import ACCURACY_DEFAULTS, add_accuracy_args, add_training_args
     from w2gn.solvers import default_lr
+    from w2gn.testbeds.runner import method_options
 
     p = argparse.ArgumentParser()
     add_training_args(p, lr=None, gradient_mode="analytic")

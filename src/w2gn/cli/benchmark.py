@@ -11,7 +11,7 @@ from .common import int_list, positive_float, positive_int, say, write_json, wri
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from ..benchmarks.runner import PRESETS
+    from ..testbeds.runner import PRESETS
 
     p = sub.add_parser(
         "benchmark",
@@ -46,8 +46,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from ..benchmarks import fitted_pair, random_pair
-    from ..benchmarks.runner import baseline_table, convergence_figure, markdown_table, method_options, run_fit
+    from ..testbeds import fitted_pair, random_pair
+    from ..testbeds.runner import baseline_table, convergence_figure, markdown_table, method_options, run_fit
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if not methods:

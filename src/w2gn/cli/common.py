@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
-from ..io.atomic import atomic_path
+from ..io.reports import say, write_json, write_text  # noqa: F401  (the commands import them from here)
 
 
 def positive_int(text: str) -> int:
@@ -197,21 +195,6 @@ def training_options(args: argparse.Namespace) -> dict[str, Any]:
         "compile": getattr(args, "compile", False),
         **checkpoint_options(args),
     }
-
-
-def write_json(path: str | Path, obj: Any) -> None:
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text(json.dumps(obj, indent=2, default=float) + "\n")
-
-
-def write_text(path: str | Path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text(text)
-
-
-def say(msg: str, quiet: bool = False) -> None:
-    if not quiet:
-        print(msg, file=sys.stderr)
 
 
 #: ``w2gn fit``'s defaults for the accuracy options of :class:`~w2gn.solvers.W2GNConfig`

@@ -10,7 +10,7 @@ Two families:
 * :func:`random_pair`: ``psi`` a randomly initialised :class:`~w2gn.networks.DenseICNN` plus
   ``beta/2 ||x||^2``, ``P`` a Gaussian mixture;
 * :func:`fitted_pair`: ``psi`` trained with w2gn itself to push a 3-component mixture close to a
-  10-component one, then frozen (weights shipped in ``w2gn/benchmarks/data``, produced by
+  10-component one, then frozen (weights shipped in ``w2gn/testbeds/data``, produced by
   ``scripts/make_benchmark_pairs.py``).
 
 All ground-truth computations run in float64.
@@ -281,7 +281,7 @@ def place_kinks(net: DenseICNN, x: torch.Tensor, generator: torch.Generator) -> 
 
 
 def _data_dir():
-    return resources.files("w2gn.benchmarks") / "data"
+    return resources.files("w2gn.testbeds") / "data"
 
 
 def fitted_dims() -> list[int]:

@@ -66,5 +66,16 @@ def pretrain(config: PotentialConfig, net: DenseICNN, samplers: list[Sampler], g
                              config.pretrain_tol, generator)
 
 
+def pretrained_potential(solver, p: Sampler, q: Sampler, generator: torch.Generator,
+                         potential: DenseICNN | None = None) -> DenseICNN:
+    """psi_theta of a baseline: ``potential`` (moved to ``p``'s device/dtype) or a new Dense ICNN, pretrained
+    to the identity on P and Q (C.1) unless the solver is restoring a checkpoint; the pretraining loss
+    goes to ``solver.pretrain_loss``."""
+    c = solver.config
+    theta = potential.to(device=p.device, dtype=p.dtype) if potential is not None else build_dense_potential(c, p, c.seed)
+    solver.pretrain_loss = pretrain(c, theta, [p, q], generator, skip=solver.restoring)
+    return theta
+
+
 def adam(net: torch.nn.Module, config: PotentialConfig, lr: float | None = None) -> torch.optim.Adam:
     return torch.optim.Adam(net.parameters(), lr=config.lr if lr is None else lr, betas=tuple(config.betas))

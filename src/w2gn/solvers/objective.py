@@ -39,19 +39,21 @@ class W2GNTerms:
     coordinates) or ``"sample"`` (half the batch mean of the squared norm, Algorithm 1's
     ``lambda / 2 * L_cycle``); ``stop_gradient``: detach ``grad psi_omega(y)`` in the correlations
     (Appendix C.1); ``cycle_y``/``cycle_x``: R_Y (eq. 11) / R_X (eq. 51); ``refine``: in-training
-    conjugate refinement (its amortisation term); ``expectile_weight``/``expectile``: the expectile
-    regulariser; ``l1``: the L1 penalty on both networks' weights.
+    conjugate refinement (its amortisation term); ``l1``: the L1 penalty on both networks' weights;
+    ``expectile_weight``/``expectile``: the expectile regulariser.
     """
 
+    # eq. 12 as trained: stated every time
     lam: float
-    normalization: str = "coordinate"
-    stop_gradient: bool = True
-    cycle_y: bool = True
+    normalization: str
+    stop_gradient: bool
+    cycle_y: bool
+    # the optional terms: off unless asked for
     cycle_x: bool = False
     refine: bool = False
+    l1: float = 0.0
     expectile_weight: float = 0.0
     expectile: float = 0.99
-    l1: float = 0.0
 
 
 def cycle_error(mapped: torch.Tensor, target: torch.Tensor, normalization: str = "coordinate") -> torch.Tensor:

@@ -48,7 +48,7 @@ def main() -> int:
 
 def merge(files: list[Path], out: Path) -> int:
     """One table (stdout and ``out/results.md``) and one convergence figure from several runs."""
-    from w2gn.benchmarks.runner import convergence_figure, load_results, markdown_table
+    from w2gn.testbeds.runner import convergence_figure, load_results, markdown_table
 
     results = [r for f in files for r in load_results(f)]
     out.mkdir(parents=True, exist_ok=True)

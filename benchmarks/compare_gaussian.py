@@ -1,6 +1,6 @@
 """Benchmark: W2GN against LSOT, MM-1 and MM-2 on the paper's Gaussian pairs (Table 1, Figure 2).
 
-Runs :func:`w2gn.comparison.compare_gaussian` with a CPU budget, prints the Markdown tables and writes
+Runs :func:`w2gn.testbeds.comparison.compare_gaussian` with a CPU budget, prints the Markdown tables and writes
 ``benchmarks/results/compare_gaussian_run.{json,md,png}`` (after each dimension). Rerun with the same arguments to reproduce;
 timings depend on the machine and its load (record both).
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from w2gn.comparison import accuracy_ratios, compare_gaussian, markdown_report, plot_convergence
+from w2gn.testbeds.comparison import accuracy_ratios, compare_gaussian, markdown_report, plot_convergence
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -20,9 +20,9 @@ from pathlib import Path
 import torch
 
 from w2gn import GaussianPair, W2GNSolver
-from w2gn.metrics import l2_uvp
+from w2gn.testbeds import PAPER_TABLE1, GaussianEvaluation
 
-PAPER_W2GN = {2: "<1", 4: "<1", 8: "<1", 16: "<1", 32: "<1", 64: "<1", 128: "1.0", 256: "1.1", 512: "1.3"}
+PAPER_W2GN = PAPER_TABLE1["w2gn"]
 
 
 def iterations_for(dim: int) -> int:
@@ -36,16 +36,15 @@ def run_one(dim: int, seed: int = 0, iterations: int | None = None) -> dict:
     t0 = time.perf_counter()
     fitted = solver.fit(pair.source, pair.target)
     seconds = time.perf_counter() - t0
-    g = torch.Generator().manual_seed(1234)
-    x, y = pair.source.sample(20000, g), pair.target.sample(20000, g)
+    ev = GaussianEvaluation(pair, 20000, seed=1234)
     return {
         "dim": dim,
         "iterations": its,
         "seconds": seconds,
-        "l2_uvp_forward": l2_uvp(torch.as_tensor(fitted.forward(x)), pair.forward_map(x), pair.target.variance),
-        "l2_uvp_inverse": l2_uvp(torch.as_tensor(fitted.inverse(y)), pair.inverse_map(y), pair.source.variance),
-        "l2_uvp_identity": l2_uvp(x, pair.forward_map(x), pair.target.variance),
-        "w2_dual": fitted.w2_squared(x, y),
+        "l2_uvp_forward": ev.forward(fitted),
+        "l2_uvp_inverse": ev.inverse(fitted),
+        "l2_uvp_identity": ev.identity(),
+        "w2_dual": fitted.w2_squared(ev.x, ev.y),
         "w2_true": pair.w2_squared,
         "hidden": fitted.forward_potential.config()["hidden"],
         "lambda": solver.config.effective_lambda(dim),

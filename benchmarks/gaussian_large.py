@@ -25,24 +25,17 @@ import sys
 import time
 from pathlib import Path
 
-#: the paper's W2GN row of Table 1 (L2-UVP, %)
-PAPER_W2GN = {2: "<1", 4: "<1", 8: "<1", 16: "<1", 32: "<1", 64: "<1", 128: 1.0, 256: 1.1, 512: 1.3,
-              1024: 1.3, 2048: 1.8, 4096: 1.5}
-
 
 def run_one(args: argparse.Namespace, dim: int) -> dict:
     import torch
 
     torch.set_num_threads(args.threads)
     from w2gn import GaussianPair, W2GNSolver
-    from w2gn.metrics import l2_uvp
+    from w2gn.testbeds import PAPER_TABLE1, GaussianEvaluation
 
     base_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # after imports: the library's share
     pair = GaussianPair.random(dim, seed=args.pair_seed)
-    gen = torch.Generator().manual_seed(12345)
-    x = pair.source.sample(args.eval_samples, gen)
-    y = pair.target.sample(args.eval_samples, gen)
-    tx, ty = pair.forward_map(x), pair.inverse_map(y)
+    ev = GaussianEvaluation(pair, args.eval_samples, seed=12345)
     hidden = [dim, dim, max(dim // 2, 1)] if args.widths == "paper" else None
     curve: list[dict] = []
     t_start = [0.0]
@@ -50,8 +43,7 @@ def run_one(args: argparse.Namespace, dim: int) -> dict:
     now = time.process_time if args.clock == "process" else time.perf_counter
 
     def track(it, fitted, row):
-        fwd = l2_uvp(torch.as_tensor(fitted.forward(x)), tx, pair.target.variance)
-        inv = l2_uvp(torch.as_tensor(fitted.inverse(y)), ty, pair.source.variance)
+        fwd, inv = ev.forward(fitted), ev.inverse(fitted)
         curve.append({"iteration": it, "seconds": now() - t_start[0], "l2_uvp_forward": fwd,
                       "l2_uvp_inverse": inv})
         print(f"  D={dim} it={it} {curve[-1]['seconds']:.0f}s fwd {fwd:.2f}% inv {inv:.2f}%", file=sys.stderr, flush=True)
@@ -82,7 +74,7 @@ def run_one(args: argparse.Namespace, dim: int) -> dict:
             "clock": args.clock, "clock_s": clock_s, "lr_schedule": args.lr_schedule, "ema_decay": args.ema_decay,
             "seconds_per_iteration": per_it, "first_log_s": pre_s, "peak_mib": peak,
             "l2_uvp_forward": last["l2_uvp_forward"], "l2_uvp_inverse": last["l2_uvp_inverse"],
-            "best_forward": min(r["l2_uvp_forward"] for r in curve), "paper": PAPER_W2GN.get(dim),
+            "best_forward": min(r["l2_uvp_forward"] for r in curve), "paper": PAPER_TABLE1["w2gn"].get(dim),
             "gradient_mode": args.gradient_mode, "batch_size": args.batch_size, "threads": args.threads, "lr": args.lr,
             "pretrain_iterations": args.pretrain_iterations, "time_limit": args.time_limit,
             "refine_steps": args.refine_steps, "refine_method": args.refine_method,

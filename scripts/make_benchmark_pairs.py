@@ -1,7 +1,7 @@
-"""Produce the fitted benchmark pairs shipped in ``src/w2gn/benchmarks/data`` (deterministic).
+"""Produce the fitted benchmark pairs shipped in ``src/w2gn/testbeds/data`` (deterministic).
 
 For each dimension D: P is a 3-component Gaussian mixture and Q' a 10-component one
-(:func:`w2gn.benchmarks.mixture`, seeded by D); a W2GN map P -> Q' is trained with w2gn itself
+(:func:`w2gn.testbeds.mixture`, seeded by D); a W2GN map P -> Q' is trained with w2gn itself
 (fixed seed, float32, one thread); its forward potential psi_theta, plus beta/2 ||x||^2 for strict
 convexity, is frozen and saved. The benchmark pair is then (P, Q = grad psi # P): Q is close to Q'
 but, by construction, grad psi is exactly its OT map from P.
@@ -23,12 +23,12 @@ from pathlib import Path
 
 import torch
 
-from w2gn.benchmarks import fitted_state_to_pair, mixture, place_kinks
 from w2gn.io import atomic_torch_save
 from w2gn.networks import DenseICNN, potential_spec
 from w2gn.solvers import W2GNSolver, default_hidden
+from w2gn.testbeds import fitted_state_to_pair, mixture, place_kinks
 
-OUT = Path(__file__).resolve().parents[1] / "src" / "w2gn" / "benchmarks" / "data"
+OUT = Path(__file__).resolve().parents[1] / "src" / "w2gn" / "testbeds" / "data"
 
 #: training settings per dimension (what produced the shipped files)
 DEFAULT = {"iterations": 2000, "std": 0.35}

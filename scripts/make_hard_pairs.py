@@ -1,10 +1,10 @@
-"""Produce the hard benchmark pairs shipped as ``src/w2gn/benchmarks/data/hard_d{D}.pt`` (deterministic).
+"""Produce the hard benchmark pairs shipped as ``src/w2gn/testbeds/data/hard_d{D}.pt`` (deterministic).
 
 The construction of the published continuous W2 benchmark's high-dimensional pairs (Korotin et
-al., NeurIPS 2021; see :mod:`w2gn.benchmarks.hard`): for each D, seeded by D,
+al., NeurIPS 2021; see :mod:`w2gn.testbeds.hard`): for each D, seeded by D,
 
 1. ``P`` = a 3-component mixture, and ``Q_1``, ``Q_2`` = two 10-component mixtures
-   (:func:`~w2gn.benchmarks.hard.grid_mixture`: random linear components of std 0.4, centres on a
+   (:func:`~w2gn.testbeds.hard.grid_mixture`: random linear components of std 0.4, centres on a
    grid, unit variance per coordinate on average);
 2. two Dense ICNNs ``psi_i`` (widths ``[max(2D, 64), max(2D, 64), max(D, 32)]``, rank 1,
    strong convexity 1e-4) are trained by W2GN with both cycle terms (lambda = D, batch 1024,
@@ -37,7 +37,11 @@ from pathlib import Path
 
 import torch
 
-from w2gn.benchmarks.hard import (
+from w2gn.io import atomic_torch_save
+from w2gn.metrics import bures_map, l2_uvp
+from w2gn.networks import DenseICNN
+from w2gn.solvers import W2GNSolver
+from w2gn.testbeds.hard import (
     BAND,
     PUBLISHED_BASELINES,
     NormalizedSumPotential,
@@ -46,10 +50,6 @@ from w2gn.benchmarks.hard import (
     hard_state_to_pair,
     icnn_widths,
 )
-from w2gn.io import atomic_torch_save
-from w2gn.metrics import bures_map, l2_uvp
-from w2gn.networks import DenseICNN
-from w2gn.solvers import W2GNSolver
 
 OUT = Path(__file__).resolve().parents[1] / "src" / "w2gn" / "benchmarks" / "data"
 SEED = 18_000

@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from w2gn import GaussianPair, TransportMap, W2GNSolver
-from w2gn.benchmarks import random_pair
-from w2gn.benchmarks.runner import PRESETS, method_options, run_fit
 from w2gn.cli import main
 from w2gn.errors import W2GNUserError
 from w2gn.metrics import l2_uvp
 from w2gn.networks import ConvexPotential, DenseICNN
+from w2gn.testbeds import random_pair
+from w2gn.testbeds.runner import PRESETS, method_options, run_fit
 
 FAST = {"iterations": 20, "batch_size": 64, "pretrain_iterations": 20, "progress": False, "log_every": 10}
 
@@ -151,23 +151,26 @@ def test_expectile_regulariser_is_switchable(pair2):
 
 def test_cosine_schedule_decays_the_learning_rate(pair2):
     solver, _ = _fit(pair2, lr_schedule="cosine", lr_final_factor=0.1)
-    assert solver.lr_factor(0) == pytest.approx(1.0)
-    assert solver.lr_factor(solver.config.iterations) == pytest.approx(0.1)
+    sched = solver.schedule
+    assert sched.factor(0) == pytest.approx(1.0)
+    assert sched.factor(solver.config.iterations) == pytest.approx(0.1)
     lr_now = solver.opt_theta.param_groups[0]["lr"]
-    assert lr_now == pytest.approx(solver.config.lr * solver.lr_factor(solver.config.iterations - 1))
+    assert lr_now == pytest.approx(solver.config.lr * sched.factor(solver.config.iterations - 1))
     const, _ = _fit(pair2)
     assert const.opt_theta.param_groups[0]["lr"] == const.config.lr
 
 
 def test_ema_map_is_the_average_and_stays_convex(pair2):
     solver, fitted = _fit(pair2, ema_decay=0.9)
-    assert fitted.forward_potential is solver.theta_ema and fitted.inverse_potential is solver.omega_ema
+    avg_theta, avg_omega = solver.averages.averages["theta"], solver.averages.averages["omega"]
+    assert fitted.forward_potential is avg_theta and fitted.inverse_potential is avg_omega
     live = torch.cat([p.flatten() for p in solver.theta.parameters()])
-    avg = torch.cat([p.flatten() for p in solver.theta_ema.parameters()])
+    avg = torch.cat([p.flatten() for p in avg_theta.parameters()])
     assert not torch.equal(live, avg)
-    assert all(bool((w >= 0).all()) for w in solver.theta_ema.constrained_parameters())
+    assert all(bool((w >= 0).all()) for w in avg_theta.constrained_parameters())
+    assert {"theta_ema", "omega_ema"} <= set(solver.state_dict()["modules"])
     off, fitted_off = _fit(pair2)
-    assert fitted_off.forward_potential is off.theta and "theta_ema" not in off.modules()
+    assert fitted_off.forward_potential is off.theta and "theta_ema" not in off.state_dict()["modules"]
 
 
 def test_linear_init_starts_at_the_gaussian_ot_map():
@@ -241,9 +244,9 @@ def test_fit_cli_defaults_to_weight_averaging():
 def test_fit_default_method_is_the_fit_preset():
     """The benchmark's "fit-default" method is the preset `w2gn fit` trains with, not a copy of it (the CLI's
     defaults are checked against the same preset in test_cli_vocabulary)."""
-    from w2gn.benchmarks.runner import PRESETS as RUNNER
     from w2gn.solvers import default_lr
     from w2gn.solvers.presets import PRESETS, preset
+    from w2gn.testbeds.runner import PRESETS as RUNNER
 
     assert RUNNER["fit-default"] is PRESETS["fit"] and RUNNER["fit-default-cycle-x"] is PRESETS["fit-cycle-x"]
     for dim in (2, 16, 64, 256):
@@ -266,16 +269,18 @@ def test_time_budget_stops_training_and_ends_the_cosine_schedule_there():
     # the budget ended the run at the first log step past it (the only one when the first steps are slow)
     assert solver.history[-1]["seconds"] >= 1.0
     assert all(row["seconds"] < 1.0 for row in solver.history[:-1])
-    # re-aimed at the budget: the schedule's horizon is near the last step, so the rate has decayed
-    assert solver.config.iterations <= 2 * solver.iteration
-    assert solver.lr_factor(solver.iteration) < 0.5
+    # re-aimed at the budget: the schedule's horizon is near the last step, so the rate has decayed;
+    # the configuration is left as it was
+    assert solver.horizon <= 2 * solver.iteration and solver.config.iterations == 10**6
+    assert solver.schedule.factor(solver.iteration) < 0.5
+    assert solver.stop_reason == "time budget"
     with pytest.raises(W2GNUserError, match="> 0 seconds"):
         TimeBudget(solver, 0)
     # a run shorter than its budget ends at its iteration count (the budget never extends it)
     short = W2GNSolver(iterations=10, pretrain_iterations=0, batch_size=32, hidden=[8, 8], log_every=100,
                        lr_schedule="cosine", progress=False)
     short.fit(pair.source, pair.target, callback=TimeBudget(short, 600.0))
-    assert short.iteration == 10
+    assert short.iteration == 10 and short.stop_reason == "iterations"
 
 
 class _Config:

@@ -15,10 +15,10 @@ from helpers import QuadraticPotential
 
 from w2gn import TransportMap, W2GNSolver
 from w2gn.affine_frame import AffineFrame, FramedSampler, estimate_frame
-from w2gn.benchmarks.pairs import fitted_pair
 from w2gn.distributions import Gaussian, GaussianPair, TensorSampler
 from w2gn.distributions.gaussian import random_covariance
 from w2gn.metrics import l2_uvp
+from w2gn.testbeds.pairs import fitted_pair
 
 
 def _random_frame(dim: int, seed: int) -> AffineFrame:

@@ -5,10 +5,10 @@ import ot
 import pytest
 import torch
 
-from w2gn.benchmarks import fitted_dims, fitted_pair, get_pair, random_pair
 from w2gn.conjugate import solve_conjugate, solve_conjugate_newton
 from w2gn.errors import W2GNUserError
 from w2gn.metrics import sliced_wasserstein
+from w2gn.testbeds import fitted_dims, fitted_pair, get_pair, random_pair
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from w2gn.cli import main
-from w2gn.comparison import PAPER_TABLE1, accuracy_ratios, markdown_report, paper_hidden, time_to_accuracy
+from w2gn.testbeds.comparison import PAPER_TABLE1, accuracy_ratios, markdown_report, paper_hidden, time_to_accuracy
 
 
 def _curve(points):

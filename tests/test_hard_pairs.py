@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from w2gn.benchmarks import get_pair, grid_mixture, hard_dims, load_pair
-from w2gn.benchmarks.hard import BAND, PUBLISHED_BASELINES, NormalizedSumPotential, hard_pair
 from w2gn.errors import W2GNUserError
 from w2gn.metrics import bures_map, l2_uvp
 from w2gn.networks import DenseICNN
+from w2gn.testbeds import get_pair, grid_mixture, hard_dims, load_pair
+from w2gn.testbeds.hard import BAND, PUBLISHED_BASELINES, NormalizedSumPotential, hard_pair
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "make_hard_pairs.py"

@@ -216,11 +216,12 @@ class DistributedW2GNSolver(W2GNSolver):
     def run(self, p: Sampler, q: Sampler, gen: torch.Generator, callback: Callback | None = None) -> None:
         ctx = self.context
 
-        def on_log(iteration, fitted, row) -> bool:
-            stop = bool(callback(iteration, fitted, row)) if (callback is not None and ctx.is_main) else False
-            flag = torch.tensor([1.0 if stop else 0.0], device=next(self.theta.parameters()).device)
+        def on_log(iteration, fitted, row) -> bool | str:
+            answer = callback(iteration, fitted, row) if (callback is not None and ctx.is_main) else None
+            flag = torch.tensor([1.0 if answer else 0.0], device=next(self.theta.parameters()).device)
             dist.broadcast(flag, src=0)
-            return bool(flag.item())
+            # rank 0 keeps its callback's answer (a stop reason); the others only learn that it stopped
+            return (answer or True) if bool(flag.item()) else False
 
         from . import checkpoint as ckpt
 

@@ -27,6 +27,7 @@ import torch
 from ..datasets import ImageSet, load_mnist, load_sklearn_digits, load_usps
 from ..datasets.usps import find_usps
 from ..errors import W2GNUserError
+from ..io.reports import write_json, write_text
 from ..metrics import bures_map
 from ..solvers import TimeBudget, get_solver
 from .knn import one_nn_accuracy
@@ -251,7 +252,5 @@ def markdown_table(report: dict[str, Any]) -> str:
 
 def save_report(report: dict[str, Any], folder: Path) -> None:
     """Write ``report.json`` and ``table.md`` into ``folder`` (atomically)."""
-    from ..cli.common import write_json, write_text
-
     write_json(folder / "report.json", report)
     write_text(folder / "table.md", markdown_table(report))

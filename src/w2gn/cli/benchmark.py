@@ -16,7 +16,7 @@ from .outdir import add_out_dir_arg
 def add_parser(sub: argparse._SubParsersAction) -> None:
     import inspect
 
-    from ..benchmarks.runner import PRESETS, run_fit
+    from ..testbeds.runner import PRESETS, run_fit
 
     # the defaults are run_fit's own (except --log-every: fewer, cheaper convergence points)
     d = {k: v.default for k, v in inspect.signature(run_fit).parameters.items()}
@@ -51,8 +51,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from ..benchmarks import fitted_pair, hard_pair, random_pair
-    from ..benchmarks.runner import baseline_table, convergence_figure, markdown_table, method_options, run_fit
+    from ..testbeds import fitted_pair, hard_pair, random_pair
+    from ..testbeds.runner import baseline_table, convergence_figure, markdown_table, method_options, run_fit
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if not methods:

@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
-from pathlib import Path
-from typing import Any
 
-from ..io.atomic import atomic_path
+from ..io.reports import say, write_json, write_text  # noqa: F401  (the commands import them from here)
 
 
 def positive_int(text: str) -> int:
@@ -69,18 +65,3 @@ def unit_interval(text: str) -> float:
     if not 0 < v < 1:
         raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {v}")
     return v
-
-
-def write_json(path: str | Path, obj: Any) -> None:
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text(json.dumps(obj, indent=2, default=float) + "\n")
-
-
-def write_text(path: str | Path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text(text)
-
-
-def say(msg: str, quiet: bool = False) -> None:
-    if not quiet:
-        print(msg, file=sys.stderr)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..comparison import compare_gaussian, markdown_report, plot_convergence
 from ..errors import W2GNUserError
 from ..solvers import SOLVERS
+from ..testbeds.comparison import compare_gaussian, markdown_report, plot_convergence
 from .common import int_list, nonneg_int, positive_float, positive_int, say, write_json, write_text
 from .options import add_runtime_args, add_time_budget_arg
 

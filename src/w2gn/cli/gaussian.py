@@ -6,15 +6,13 @@ import argparse
 import time
 from pathlib import Path
 
-import torch
-
 from .. import distributed
 from ..distributions import GaussianPair
 from ..distributions.gaussian import GAUSSIAN_FAMILIES
 from ..io import check_output_path
-from ..metrics import l2_uvp
 from ..solvers import TimeBudget, default_hidden, resolve_device
 from ..solvers.presets import preset_defaults
+from ..testbeds.gaussian import GaussianEvaluation
 from .common import positive_int, say, write_json
 from .options import add_runtime_args, add_training_args, training_options
 
@@ -62,15 +60,11 @@ def run(args: argparse.Namespace) -> int:
     with distributed.session(args.device) as (ctx, device):
         # closed-form truth (float64 eigh) on the fit's device, checked for existence first
         pair = GaussianPair.random(args.dim, seed=args.pair_seed, device=resolve_device(device), family=args.family)
-        gen = torch.Generator().manual_seed(12345)
-        x = pair.source.sample(args.eval_samples, gen)
-        y = pair.target.sample(args.eval_samples, gen)
-        tx, ty = pair.forward_map(x), pair.inverse_map(y)
+        ev = GaussianEvaluation(pair, args.eval_samples, seed=12345)
 
         def track(it, fitted, row):
-            curve.append({"iteration": it, "seconds": row["seconds"],
-                          "l2_uvp_forward": l2_uvp(torch.as_tensor(fitted.forward(x)), tx, pair.target.variance),
-                          "l2_uvp_inverse": l2_uvp(torch.as_tensor(fitted.inverse(y)), ty, pair.source.variance)})
+            curve.append({"iteration": it, "seconds": row["seconds"], "l2_uvp_forward": ev.forward(fitted),
+                          "l2_uvp_inverse": ev.inverse(fitted)})
 
         procs = f" on {ctx.world_size} processes ({ctx.backend})" if ctx.enabled else ""
         say(f"Gaussian benchmark D={args.dim}: true W2^2 = {pair.w2_squared:.6g}{procs}", args.quiet or not ctx.is_main)
@@ -87,11 +81,11 @@ def run(args: argparse.Namespace) -> int:
         "family": args.family,
         "iterations": int(solver.iteration),
         "seconds": seconds,
-        "l2_uvp_forward": l2_uvp(torch.as_tensor(fitted.forward(x)), tx, pair.target.variance),
-        "l2_uvp_inverse": l2_uvp(torch.as_tensor(fitted.inverse(y)), ty, pair.source.variance),
-        "l2_uvp_identity": l2_uvp(x, tx, pair.target.variance),
+        "l2_uvp_forward": ev.forward(fitted),
+        "l2_uvp_inverse": ev.inverse(fitted),
+        "l2_uvp_identity": ev.identity(),
         "w2_squared_true": pair.w2_squared,
-        "w2_squared_dual": fitted.w2_squared(x, y),
+        "w2_squared_dual": fitted.w2_squared(ev.x, ev.y),
         "config": _used_config(fitted.info.get("config", {}), args.dim, solver),
         "curve": curve,
     }

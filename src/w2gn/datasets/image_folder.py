@@ -9,10 +9,9 @@ import numpy as np
 import torch
 
 from ..errors import W2GNUserError
+from ..io.image_folders import list_images as _list_image_files
 from .imageset import ImageSet
 from .paths import find_in_shared
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
 def find_celeba() -> Path | None:
@@ -20,11 +19,12 @@ def find_celeba() -> Path | None:
     return find_in_shared("celeba/img_align_celeba", "img_align_celeba")
 
 
-def list_images(folder: Path) -> list[Path]:
-    """Image files directly in ``folder`` (or in its ``img_align_celeba`` subfolder), sorted by name."""
+def celeba_images(folder: Path) -> list[Path]:
+    """Image files directly in ``folder``, or in its ``img_align_celeba`` subfolder when it has one
+    (the CelebA archive's layout), by :func:`w2gn.io.image_folders.list_images`'s rules."""
     if (folder / "img_align_celeba").is_dir():
         folder = folder / "img_align_celeba"
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    return _list_image_files(folder)
 
 
 def load_image_folder(
@@ -42,9 +42,7 @@ def load_image_folder(
     root = Path(folder)
     if not root.is_dir():
         raise W2GNUserError(f"{root}: no such image folder")
-    files = list_images(root)
-    if not files:
-        raise W2GNUserError(f"{root}: holds no image files ({', '.join(IMAGE_EXTENSIONS)})")
+    files = celeba_images(root)
     if limit is not None:
         files = files[:limit]
     mode = "L" if grayscale else "RGB"

@@ -10,23 +10,26 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import sys
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
-from tqdm.auto import tqdm
 
 from ..affine_frame import FRAME_MODES, FramedSampler, estimate_frame
+from ..checkpoint import CheckpointWriter, load_latest
 from ..distributions import Sampler, as_sampler
-from ..errors import DivergenceError, W2GNUserError
+from ..errors import W2GNUserError
 from ..fitted_map import TransportMap
+from .ema import WeightAverage
+from .loop import TrainingLoop, check_finite, grads_finite  # noqa: F401  (re-exported)
+from .schedule import SCHEDULES, LRSchedule
+from .state import capture_state, check_resumable, restore_state
 
 #: ``callback(iteration, current_map, stats) -> stop?``; called every ``log_every`` iterations with
-#: the live (not copied) map and a dict of float statistics. Returning ``True`` stops training.
-Callback = Callable[[int, TransportMap, dict[str, float]], "bool | None"]
+#: the live (not copied) map and a dict of float statistics. A true value stops training; a string
+#: is also the reason reported (e.g. ``"time budget"``), any other true value reports ``"callback"``.
+Callback = Callable[[int, TransportMap, dict[str, float]], "bool | str | None"]
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64, "float": torch.float32, "double": torch.float64}
 
@@ -65,22 +68,6 @@ def prepare_samplers(source, target, device: torch.device, dtype: torch.dtype) -
     return p.to(device, dtype), q.to(device, dtype)
 
 
-def check_finite(value: torch.Tensor | float, iteration: int, quantity: str) -> float:
-    """Return ``float(value)`` or raise :class:`DivergenceError` if it is NaN/inf."""
-    v = float(value)
-    if not math.isfinite(v):
-        raise DivergenceError(iteration, quantity, v)
-    return v
-
-
-def grads_finite(params) -> bool:
-    """True if every existing gradient of ``params`` is finite (one device sync)."""
-    gs = [p.grad for p in params if p.grad is not None]
-    if not gs:
-        return True
-    return bool(torch.stack([torch.isfinite(g).all() for g in gs]).all())
-
-
 @dataclasses.dataclass
 class SolverConfig:
     """Options every solver has.
@@ -107,6 +94,10 @@ class SolverConfig:
     between them is the identity), ``"standardize"`` (centred and scaled by one number per side), or
     ``"none"`` (the user's coordinates, as the paper's experiments). The fitted map folds the frame
     back in, so its inputs and outputs are always the user's coordinates.
+    Loop features every solver gets: ``lr_schedule`` (``"constant"`` or ``"cosine"``, decaying to
+    ``lr * lr_final_factor`` at ``iterations``; :class:`~w2gn.solvers.schedule.LRSchedule`) and
+    ``ema_decay`` (exponential moving average of the networks' weights, 0 = off; the fitted map uses
+    the averages; :class:`~w2gn.solvers.ema.WeightAverage`).
     """
 
     iterations: int = 5000
@@ -128,6 +119,9 @@ class SolverConfig:
     max_restarts: int = 0
     restart_lr_factor: float = 0.5
     precondition: str = "bures"
+    lr_schedule: str = "constant"
+    lr_final_factor: float = 0.01
+    ema_decay: float = 0.0
 
     def validate(self) -> None:
         for name in ("iterations", "batch_size", "log_every", "keep_checkpoints"):
@@ -148,6 +142,10 @@ class SolverConfig:
             raise W2GNUserError(f"precondition must be one of {', '.join(FRAME_MODES)}, got {self.precondition!r}")
         if self.resume and not self.checkpoint_dir:
             raise W2GNUserError("resume needs a checkpoint folder; pass --checkpoint-dir (checkpoint_dir=...)")
+        if self.lr_schedule not in SCHEDULES:
+            raise W2GNUserError(f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
+        if not 0 <= self.ema_decay < 1 or not 0 < self.lr_final_factor <= 1:
+            raise W2GNUserError("ema_decay must be in [0, 1) and lr_final_factor in (0, 1]")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -156,15 +154,18 @@ class SolverConfig:
 class Solver(ABC):
     """Base class: ``Solver(config).fit(source, target) -> TransportMap``.
 
-    The base class owns the training loop (:meth:`run`): sampling stream, progress bar, periodic
-    statistics, callback, divergence checks and restarts, the last-good snapshot, checkpoints and
-    resume (:mod:`w2gn.checkpoint`). A method implements :meth:`setup` (build networks and
-    optimisers, pretrain), :meth:`step` (one training iteration, optimiser steps included; all its
-    randomness from the ``generator`` it is given or torch's global RNG) and :meth:`current_map` (a
-    live map over its networks), and lists its networks and optimisers in :meth:`modules` and
-    :meth:`optimizers` (what a checkpoint holds). Any other state the future of a run depends on goes
-    in :meth:`extra_state`; work in :meth:`setup` that a checkpoint overwrites is skipped on resume
-    through :attr:`resume_skip_fields`.
+    A method implements :meth:`setup` (build networks and optimisers, pretrain), :meth:`step` (one
+    training iteration, optimiser steps included; all its randomness from the ``generator`` it is
+    given or torch's global RNG) and :meth:`current_map` (a live map over :meth:`final_modules`), and
+    lists its networks and optimisers in :meth:`modules` and :meth:`optimizers`. Any other state the
+    future of a run depends on goes in :meth:`extra_state`. :meth:`setup` may skip work that a
+    checkpoint overwrites (identity pretraining) while :attr:`restoring` is true.
+
+    The shared loop (:class:`~w2gn.solvers.loop.TrainingLoop`, run by :meth:`run`) gives every method
+    the same features: sampling stream, progress bar, statistics and callback, learning-rate
+    schedule (:attr:`schedule`), weight averaging (``ema_decay``), divergence checks and restarts,
+    checkpoints and resume. The whole training state is plain data: :meth:`state_dict` /
+    :meth:`load_state_dict`; :mod:`w2gn.checkpoint` stores it in files.
     """
 
     #: short method name used by the CLI and in saved maps
@@ -184,8 +185,16 @@ class Solver(ABC):
         self.iteration = 0
         self.last_good_state: dict[str, Any] | None = None
         self.resumed_from: str | None = None
-        self._checkpoints = None
-        self._gen: torch.Generator | None = None
+        #: true while :meth:`setup` runs for a fit that then loads a checkpoint
+        self.restoring = False
+        #: the learning rates' owner (built by :meth:`prepare_loop`)
+        self.schedule: LRSchedule | None = None
+        self.averages: WeightAverage | None = None
+        #: what ended the last run: "iterations", "time budget", "callback", "divergence" or "interrupted"
+        self.stop_reason: str | None = None
+        self.samplers: tuple[Sampler | None, Sampler | None, torch.Generator | None] = (None, None, None)
+        self.horizon_reason = "iterations"
+        self._checkpoints: CheckpointWriter | None = None
         self.load_loop_state({})
 
     # ------------------------------------------------------------------ what a method implements
@@ -197,12 +206,13 @@ class Solver(ABC):
     def step(self, iteration: int, p: Sampler, q: Sampler, generator: torch.Generator) -> dict[str, torch.Tensor]:
         """One training iteration (optimiser steps included). Returns 0-dim tensors; ``"loss"`` is required.
 
-        Values stay on the device: the loop only reads them every ``log_every`` iterations.
+        Values stay on the device: the loop only reads them every ``log_every`` iterations. The
+        learning rates are already set (by :attr:`schedule`); a step must not change them.
         """
 
     @abstractmethod
     def current_map(self) -> TransportMap:
-        """A :class:`TransportMap` over the live networks (no copy)."""
+        """A :class:`TransportMap` over the networks of :meth:`final_modules` (no copy)."""
 
     @abstractmethod
     def modules(self) -> dict[str, torch.nn.Module]:
@@ -223,9 +233,72 @@ class Solver(ABC):
     def load_extra_state(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`extra_state` returned."""
 
-    #: configuration fields zeroed while :meth:`setup` runs for a resumed fit: work whose result the
-    #: checkpoint overwrites anyway (identity pretraining)
-    resume_skip_fields: ClassVar[tuple[str, ...]] = ("pretrain_iterations",)
+    # ------------------------------------------------------------------------- loop features
+    def final_modules(self) -> dict[str, torch.nn.Module]:
+        """The networks a fitted map is built from: the weight averages when ``ema_decay`` is on, else
+        :meth:`modules` (same names)."""
+        if self.averages is not None:
+            return dict(self.averages.averages)
+        return self.modules()
+
+    def state_modules(self) -> dict[str, torch.nn.Module]:
+        """Every network the training state holds: :meth:`modules` and their averages (``<name>_ema``)."""
+        mods = self.modules()
+        if self.averages is not None:
+            mods.update(self.averages.named())
+        return mods
+
+    def prepare_loop(self) -> None:
+        """Build the loop features over the networks :meth:`setup` made: the learning-rate schedule
+        (its base rates: the optimisers' current ones) and the weight averages."""
+        c = self.config
+        self.schedule = LRSchedule(c.lr_schedule, c.lr_final_factor, c.iterations)
+        self.schedule.attach(self.optimizers())
+        self.averages = WeightAverage(self.modules(), c.ema_decay) if c.ema_decay else None
+        self.horizon_reason = "iterations"
+
+    @property
+    def horizon(self) -> int:
+        """The iteration this run ends at (``config.iterations`` unless a time budget re-aimed it)."""
+        return self.schedule.horizon if self.schedule is not None else int(self.config.iterations)
+
+    def set_horizon(self, iterations: int, reason: str = "iterations") -> None:
+        """Re-aim the end of this run (and of the learning-rate schedule) at ``iterations``; ``reason``
+        is what a stop there is reported as. The configuration is left as it is."""
+        self.schedule.horizon = max(1, int(iterations))
+        self.horizon_reason = reason
+
+    # --------------------------------------------------------------------------- training state
+    def state_dict(self, copy_tensors: bool = True) -> dict[str, Any]:
+        """The full training state at :attr:`iteration` as plain data and tensors (what a checkpoint
+        holds; see :func:`w2gn.solvers.state.capture_state`). Without ``copy_tensors`` the tensors are
+        the live ones (for writing a file right away)."""
+        return capture_state(self, copy_tensors=copy_tensors)
+
+    def load_state_dict(self, state: dict[str, Any], source: str = "checkpoint") -> None:
+        """Load a state from :meth:`state_dict` (or a checkpoint file) into this solver's networks,
+        optimisers, schedule, counters, RNGs and samplers; ``source`` names it in errors."""
+        restore_state(self, state, source)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Copy of the full training state at :attr:`iteration` (in memory): what a restart after
+        divergence restores. Before a run only the weights (under ``"modules"``)."""
+        if self.samplers[2] is None or self.schedule is None:
+            return {"iteration": self.iteration, "modules": {
+                name: {k: v.detach().clone() for k, v in m.state_dict().items()} for name, m in self.modules().items()}}
+        return self.state_dict(copy_tensors=True)
+
+    def loop_state(self) -> dict[str, Any]:
+        """The training loop's own counters (saved in checkpoints so a resumed run behaves the same)."""
+        return {"loss_ema": self._loss_ema, "restarts": self.restarts, "restart_log": list(self.restart_log),
+                "seconds": self.history[-1]["seconds"] if self.history else 0.0}
+
+    def load_loop_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`loop_state` returned (empty: a fresh run)."""
+        self._loss_ema = state.get("loss_ema")
+        self.restarts = int(state.get("restarts", 0))
+        self.restart_log = [dict(r) for r in state.get("restart_log", [])]
+        self._seconds_before = float(state.get("seconds", 0.0))
 
     # --------------------------------------------------------------------------- shared machinery
     def fit(self, source, target, callback: Callback | None = None, **setup_kwargs: Any) -> TransportMap:
@@ -237,9 +310,8 @@ class Solver(ABC):
         :attr:`last_good_state` then holds the last good state and the error names the last good
         checkpoint. With ``config.resume`` the newest valid checkpoint of ``config.checkpoint_dir``
         is loaded after :meth:`setup` (which then skips pretraining) and training continues from it.
+        The configuration is not changed.
         """
-        from .. import checkpoint as ckpt
-
         c = self.config
         device, dtype = resolve_device(c.device), resolve_dtype(c.dtype)
         p, q = prepare_samplers(source, target, device, dtype)
@@ -249,55 +321,50 @@ class Solver(ABC):
         if self.frame is not None:
             p, q = FramedSampler(p, self.frame, "source"), FramedSampler(q, self.frame, "target")
         gen = torch.Generator(device=device).manual_seed(int(c.seed))
+        self.samplers = (p, q, gen)
         self.history = []
         self.iteration = 0
         self.last_good_state = None
         self.load_loop_state({})
         self._checkpoints = None
         if c.checkpoint_dir:
-            self._checkpoints = ckpt.CheckpointWriter(c.checkpoint_dir, c.keep_checkpoints, c.checkpoint_every,
-                                                      c.checkpoint_seconds)
+            self._checkpoints = CheckpointWriter(c.checkpoint_dir, c.keep_checkpoints, c.checkpoint_every,
+                                                 c.checkpoint_seconds)
         # loaded on the CPU: RNG states must stay CPU tensors; load_state_dict moves weights to the device
         found = self._resume_state() if c.resume else None
         if self._checkpoints is not None and not c.resume:
             self._checkpoints.start_fresh(c.overwrite_checkpoints)
         if found is not None:
-            path, state = found
-            ckpt.check_resumable(state, self, p, q, str(path), force=c.force_resume)
-            full = self.config
-            skip = {f: 0 for f in self.resume_skip_fields if hasattr(full, f)}
-            self.config = dataclasses.replace(full, **skip)
-            try:
-                self.setup(p, q, gen, **setup_kwargs)
-            finally:
-                self.config = full
-            ckpt.restore(self, state, gen, str(path))
-            ckpt.restore_samplers(state, p, q)
-            if float(state["config"].get("lr", c.lr)) != float(c.lr):
-                for opt in self.optimizers().values():  # the user asked for another learning rate
-                    for group in opt.param_groups:
-                        group["lr"] = float(c.lr)
-            self.resumed_from = str(path)
-        else:
-            self.resumed_from = None
+            check_resumable(found[1], self, p, q, str(found[0]), force=c.force_resume)
+        self.restoring = found is not None
+        try:
             self.setup(p, q, gen, **setup_kwargs)
+        finally:
+            self.restoring = False
+        self.prepare_loop()
+        self.resumed_from = None
+        if found is not None:
+            path, state = found
+            self.load_state_dict(state, str(path))
+            self.set_horizon(c.iterations)  # the run's length is this call's (it may extend the old one)
+            self.resumed_from = str(path)
         self.run(p, q, gen, callback)
         return self.result(p, q)
 
     def _resume_state(self) -> tuple[Any, dict[str, Any]] | None:
         """``(path, state)`` of the newest valid checkpoint of ``checkpoint_dir`` (``None``: start fresh);
         multi-process training reads it on rank 0 and hands it to every rank."""
-        from .. import checkpoint as ckpt
-
-        return ckpt.load_latest(self.config.checkpoint_dir)
+        return load_latest(self.config.checkpoint_dir)
 
     def result(self, p: Sampler, q: Sampler) -> TransportMap:
-        """The final map, with configuration, history and data identity in ``info``."""
+        """The final map, with configuration, history, data identity and what stopped the run in ``info``."""
         fitted = self.framed_map()
-        for m in self.modules().values():
+        for m in self.state_modules().values():
             m.eval()
         fitted.info.update({"config": _plain(self.config.to_dict()), "history": self.history,
-                            "source": p.describe(), "target": q.describe(), "iterations": self.iteration})
+                            "source": p.describe(), "target": q.describe(), "iterations": self.iteration,
+                            "stop": {"reason": self.stop_reason, "iterations": self.iteration,
+                                     "seconds": self.history[-1]["seconds"] if self.history else 0.0}})
         if self.restart_log:
             fitted.info["restarts"] = list(self.restart_log)
         return fitted
@@ -308,173 +375,14 @@ class Solver(ABC):
         fitted.frame = getattr(self, "frame", None)
         return fitted
 
-    def loop_state(self) -> dict[str, Any]:
-        """The training loop's own counters (saved in checkpoints so a resumed run behaves the same)."""
-        return {"loss_ema": self._loss_ema, "restarts": self.restarts, "restart_log": list(self.restart_log),
-                "seconds": self.history[-1]["seconds"] if self.history else 0.0}
-
-    def load_loop_state(self, state: dict[str, Any]) -> None:
-        self._loss_ema = state.get("loss_ema")
-        self.restarts = int(state.get("restarts", 0))
-        self.restart_log = [dict(r) for r in state.get("restart_log", [])]
-        self._seconds_before = float(state.get("seconds", 0.0))
-
     def run(self, p: Sampler, q: Sampler, gen: torch.Generator, callback: Callback | None = None) -> None:
-        """Train from :attr:`iteration` up to ``config.iterations``.
-
-        Checks every step on CPU (every ``log_every`` steps on GPU, where a check stalls the queue)
-        that the loss and the gradients are finite and that the loss has not exploded; writes
-        checkpoints when due; on divergence restarts from the last good state with a lower learning
-        rate (``max_restarts`` times) or raises :class:`DivergenceError` naming the last good checkpoint.
-        """
-        from .. import checkpoint as ckpt
-
-        if not hasattr(self, "restarts"):  # run() called without fit()
-            self.load_loop_state({})
-        writer = getattr(self, "_checkpoints", None)
-        self._p, self._q, self._gen = p, q, gen
-        if self.last_good_state is None:
-            self.last_good_state = self.snapshot()
-        # A state saved at iteration j holds the weights whose loss is computed at step j: it becomes
-        # "good" only once that loss has passed the checks; until then it is pending.
-        self._pending: dict[str, Any] | None = None
-        while True:
-            try:
-                self._loop(p, q, gen, callback, writer)
-                if self._pending is not None:
-                    self.last_good_state, self._pending = self._pending, None
-                return
-            except KeyboardInterrupt as exc:
-                # Ctrl-C / SIGTERM may land inside an optimiser step: save the last good state instead
-                good = self.last_good_state
-                exc.checkpoint = None  # type: ignore[attr-defined]
-                if writer is not None and good is not None and "optimizers" in good:
-                    if writer.last_iteration is None or good["iteration"] > writer.last_iteration:
-                        writer.write(good)
-                    exc.checkpoint = str(writer.last_path) if writer.last_path is not None else None  # type: ignore[attr-defined]
-                raise
-            except DivergenceError as exc:
-                self._pending = None
-                good = self.last_good_state
-                exc.last_good_iteration = good["iteration"] if good is not None else None
-                if writer is not None:
-                    # checkpoints from the failing step on hold the weights that failed: set them aside
-                    writer.discard_from(exc.iteration)
-                exc.checkpoint = str(writer.last_path) if writer is not None and writer.last_path is not None else None
-                if self.restarts >= self.config.max_restarts or good is None or "optimizers" not in good:
-                    raise
-                log = list(self.restart_log)  # restore() rewinds the loop counters to the snapshot's
-                ckpt.restore(self, good, gen, "last good state")
-                ckpt.restore_samplers(good, p, q)
-                self.restart_log = log
-                factor = self.config.restart_lr_factor
-                lrs = []
-                for opt in self.optimizers().values():
-                    for group in opt.param_groups:
-                        group["lr"] = float(group["lr"]) * factor
-                        lrs.append(group["lr"])
-                self.restart_log.append({"diverged_at": exc.iteration, "quantity": exc.quantity,
-                                         "restarted_from": self.iteration, "lr": min(lrs) if lrs else float("nan")})
-                self.restarts = len(self.restart_log)
-                tqdm.write(f"{self.name}: {exc}; restart {self.restarts}/{self.config.max_restarts} from iteration "
-                           f"{self.iteration} with learning rate x{factor}", file=sys.stderr)
-
-    def _loop(self, p: Sampler, q: Sampler, gen: torch.Generator, callback: Callback | None, writer) -> None:
-        c = self.config
-        mods = self.modules()
-        device = next(iter(mods.values())).parameters().__next__().device
-        # on CPU a per-step check is free; on GPU it would stall the queue, so check when logging
-        sync_every = 1 if device.type == "cpu" else c.log_every
-        start = time.perf_counter() - self._seconds_before
-        bar = tqdm(total=c.iterations, initial=self.iteration, disable=not c.progress, desc=self.name, leave=False)
-        for m in mods.values():
-            m.train()
-        wrote_any = writer is not None and writer.every > 0
-        try:
-            if wrote_any and self.iteration == 0 and writer.last_iteration != 0:
-                self._write_checkpoint(writer)  # a last good state on disk before the first step
-            while self.iteration < c.iterations:
-                it = self.iteration
-                out = self.step(it, p, q, gen)
-                self.iteration = it + 1
-                bar.update(1)
-                checked = self.iteration % sync_every == 0
-                if checked:
-                    self._check_step(out, mods, it)
-                stop = False
-                if self.iteration % c.log_every == 0 or self.iteration == c.iterations:
-                    if not checked:
-                        self._check_step(out, mods, it)
-                    checked = True
-                    self._check_weights(mods, it)
-                    stats = {k: check_finite(v.detach(), it, k) for k, v in out.items()}
-                    for m in mods.values():
-                        m.eval()
-                    stats.update(self.extra_stats(p, q))
-                    self._pending = self.snapshot()
-                    row = self._record(self.iteration, start, stats)
-                    bar.set_postfix(loss=f"{stats['loss']:.4g}")
-                    stop = bool(callback(self.iteration, self.framed_map(), row)) if callback is not None else False
-                    for m in mods.values():
-                        m.train()
-                if writer is not None and (writer.due(self.iteration) or (self.iteration == c.iterations and wrote_any)
-                                           or (stop and wrote_any)):
-                    if not checked:
-                        self._check_step(out, mods, it)
-                    self._check_weights(mods, it)
-                    self._write_checkpoint(writer)
-                    wrote_any = True
-                if stop:
-                    break
-        finally:
-            bar.close()
-            for m in mods.values():
-                m.eval()
-
-    def _check_step(self, out: dict[str, torch.Tensor], mods: dict[str, torch.nn.Module], it: int) -> None:
-        """Stop on a NaN/inf loss, a NaN/inf gradient or a loss past ``explode_factor`` x its running mean."""
-        loss = check_finite(out["loss"].detach(), it, "loss")
-        for name, m in mods.items():
-            if not grads_finite(m.parameters()):
-                raise DivergenceError(it, f"gradient of {name}", float("nan"), "a parameter gradient is NaN/inf")
-        factor = self.config.explode_factor
-        if factor:
-            ref = self._loss_ema
-            if ref is not None and abs(loss) > factor * max(ref, 1.0):
-                raise DivergenceError(it, "loss", loss, f"|loss| exceeds {factor:g} x its running average {ref:.4g}")
-            # an exponential moving average of |loss| over roughly the last 100 checks
-            self._loss_ema = abs(loss) if ref is None else 0.99 * ref + 0.01 * abs(loss)
-        pending = getattr(self, "_pending", None)
-        if pending is not None and it >= pending["iteration"]:
-            self.last_good_state, self._pending = pending, None
-
-    @staticmethod
-    def _check_weights(mods: dict[str, torch.nn.Module], it: int) -> None:
-        for name, m in mods.items():
-            if not all(bool(torch.isfinite(v).all()) for v in m.parameters()):
-                raise DivergenceError(it, f"weights of {name}", float("nan"), "a parameter became NaN/inf")
-
-    def _write_checkpoint(self, writer) -> None:
-        from .. import checkpoint as ckpt
-
-        state = ckpt.capture(self, self._gen, self._p, self._q, copy_tensors=False)
-        writer.write(state)
-
-    def snapshot(self) -> dict[str, Any]:
-        """Copy of the full training state at :attr:`iteration` (in memory): weights under
-        ``"modules"``, optimisers, RNG states, history -- what a restart after divergence restores."""
-        from .. import checkpoint as ckpt
-
-        if getattr(self, "_gen", None) is None:
-            return {"iteration": self.iteration, "modules": {
-                name: {k: v.detach().clone() for k, v in m.state_dict().items()} for name, m in self.modules().items()}}
-        return ckpt.capture(self, self._gen, getattr(self, "_p", None), getattr(self, "_q", None), copy_tensors=True)
-
-    def _record(self, iteration: int, start: float, stats: dict[str, float]) -> dict[str, float]:
-        row = {"iteration": float(iteration), "seconds": time.perf_counter() - start, **stats}
-        self.history.append(row)
-        return row
-
+        """Train from :attr:`iteration` up to :attr:`horizon` with the shared loop
+        (:class:`~w2gn.solvers.loop.TrainingLoop`: divergence checks and restarts, checkpoints,
+        schedule, weight averages, progress and the closing line saying what stopped the run)."""
+        self.samplers = (p, q, gen)
+        if self.schedule is None:  # run() called without fit()
+            self.prepare_loop()
+        TrainingLoop(self, p, q, gen, callback, self._checkpoints).run()
 
 def _plain(d: dict[str, Any]) -> dict[str, Any]:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}

@@ -56,12 +56,25 @@ def build_dense_potential(config: PotentialConfig, p: Sampler, seed: int) -> Den
     return net.to(device=p.device, dtype=p.dtype)
 
 
-def pretrain(config: PotentialConfig, net: DenseICNN, samplers: list[Sampler], generator: torch.Generator) -> float:
-    """Identity pretraining with the configured budget (no-op when ``pretrain_iterations`` is 0)."""
-    if not config.pretrain_iterations:
+def pretrain(config: PotentialConfig, net: DenseICNN, samplers: list[Sampler], generator: torch.Generator,
+             skip: bool = False) -> float:
+    """Identity pretraining with the configured budget (no-op when ``pretrain_iterations`` is 0 or
+    ``skip``: a solver's :attr:`~w2gn.solvers.Solver.restoring`, whose checkpoint overwrites the weights)."""
+    if skip or not config.pretrain_iterations:
         return float("nan")
     return pretrain_identity(net, samplers, config.pretrain_iterations, config.batch_size, config.pretrain_lr,
                              config.pretrain_tol, generator)
+
+
+def pretrained_potential(solver, p: Sampler, q: Sampler, generator: torch.Generator,
+                         potential: DenseICNN | None = None) -> DenseICNN:
+    """psi_theta of a baseline: ``potential`` (moved to ``p``'s device/dtype) or a new Dense ICNN, pretrained
+    to the identity on P and Q (C.1) unless the solver is restoring a checkpoint; the pretraining loss
+    goes to ``solver.pretrain_loss``."""
+    c = solver.config
+    theta = potential.to(device=p.device, dtype=p.dtype) if potential is not None else build_dense_potential(c, p, c.seed)
+    solver.pretrain_loss = pretrain(c, theta, [p, q], generator, skip=solver.restoring)
+    return theta
 
 
 def adam(net: torch.nn.Module, config: PotentialConfig, lr: float | None = None) -> torch.optim.Adam:

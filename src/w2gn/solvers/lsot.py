@@ -40,7 +40,7 @@ from ..errors import W2GNUserError
 from ..fitted_map import TransportMap
 from ..networks import DenseMap
 from .base import Solver
-from .icnn_config import PotentialConfig, adam, build_dense_potential, pretrain
+from .icnn_config import PotentialConfig, adam, pretrained_potential
 from .w2gn import default_hidden
 
 _COST_SCALE = {"half": 1.0, "full": 2.0}
@@ -149,7 +149,10 @@ class LSOTSolver(Solver):
     >>> from w2gn import GaussianPair
     >>> from w2gn.solvers import LSOTSolver
     >>> pair = GaussianPair.random(2, seed=0)
-    >>> fitted = LSOTSolver(iterations=100, pretrain_iterations=50, progress=False).fit(pair.source, pair.target)
+    >>> solver = LSOTSolver(iterations=100, pretrain_iterations=50, progress=False)
+    >>> fitted = solver.fit(pair.source, pair.target)
+    >>> fitted.forward_potential is None  # the barycentric projection is a map network, not a gradient
+    True
     """
 
     name = "lsot"
@@ -158,10 +161,8 @@ class LSOTSolver(Solver):
 
     def setup(self, p: Sampler, q: Sampler, generator: torch.Generator) -> None:
         c = self.config
-        theta = build_dense_potential(c, p, c.seed)
-        self.pretrain_loss = pretrain(c, theta, [p, q], generator)
-        self.theta = theta
-        self.omega = copy.deepcopy(theta)
+        self.theta = pretrained_potential(self, p, q, generator)
+        self.omega = copy.deepcopy(self.theta)
         d = int(p.event_shape[0])
         hidden = c.map_hidden or c.hidden or default_hidden(d)
         self.fmap = DenseMap(d, hidden, c.map_activation, seed=c.seed + 1).to(device=p.device, dtype=p.dtype)
@@ -184,8 +185,8 @@ class LSOTSolver(Solver):
         return opts
 
     def current_map(self) -> TransportMap:
-        inv = self.gmap if self.config.fit_inverse else None
-        return TransportMap(None, None, method=self.name, forward_network=self.fmap, inverse_network=inv)
+        nets = self.final_modules()
+        return TransportMap(None, None, method=self.name, forward_network=nets["fmap"], inverse_network=nets.get("gmap"))
 
     def potentials(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``u(x), v(y)`` from the networks (parametrisation of the module doc)."""

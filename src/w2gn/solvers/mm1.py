@@ -23,7 +23,7 @@ from ..distributions import Sampler
 from ..errors import W2GNUserError
 from ..fitted_map import TransportMap
 from .base import Solver
-from .icnn_config import PotentialConfig, adam, build_dense_potential, pretrain
+from .icnn_config import PotentialConfig, adam, pretrained_potential
 
 
 @dataclasses.dataclass
@@ -61,7 +61,9 @@ class MM1Solver(Solver):
     >>> from w2gn import GaussianPair
     >>> from w2gn.solvers import MM1Solver
     >>> pair = GaussianPair.random(2, seed=0)
-    >>> fitted = MM1Solver(iterations=50, pretrain_iterations=50, progress=False).fit(pair.source, pair.target)
+    >>> solver = MM1Solver(iterations=50, pretrain_iterations=50, progress=False)
+    >>> fitted = solver.fit(pair.source, pair.target)
+    >>> x = fitted.inverse(fitted.forward(pair.source.sample(4)))  # the inverse: an inner solve per row
     """
 
     name = "mm1"
@@ -69,11 +71,8 @@ class MM1Solver(Solver):
     config: MM1Config
 
     def setup(self, p: Sampler, q: Sampler, generator: torch.Generator, potential=None) -> None:
-        c = self.config
-        theta = potential.to(device=p.device, dtype=p.dtype) if potential is not None else build_dense_potential(c, p, c.seed)
-        self.pretrain_loss = pretrain(c, theta, [p, q], generator)
-        self.theta = theta
-        self.opt_theta = adam(theta, c)
+        self.theta = pretrained_potential(self, p, q, generator, potential)
+        self.opt_theta = adam(self.theta, self.config)
 
     def modules(self) -> dict[str, torch.nn.Module]:
         return {"theta": self.theta}
@@ -82,7 +81,7 @@ class MM1Solver(Solver):
         return {"theta": self.opt_theta}
 
     def current_map(self) -> TransportMap:
-        fitted = TransportMap(self.theta, None, method=self.name)
+        fitted = TransportMap(self.final_modules()["theta"], None, method=self.name)
         fitted.conjugate_options = {"max_iter": self.config.inverse_max_iter, "tol": self.config.inverse_tol}
         return fitted
 

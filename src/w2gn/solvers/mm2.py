@@ -28,7 +28,7 @@ from ..errors import W2GNUserError
 from ..fitted_map import TransportMap
 from ..networks import ConvexPotential
 from .base import Solver
-from .icnn_config import PotentialConfig, adam, build_dense_potential, pretrain
+from .icnn_config import PotentialConfig, adam, pretrained_potential
 
 
 def negative_weight_penalty(potential: ConvexPotential) -> torch.Tensor:
@@ -79,10 +79,8 @@ class MM2Solver(Solver):
 
     def setup(self, p: Sampler, q: Sampler, generator: torch.Generator, potential=None) -> None:
         c = self.config
-        theta = potential.to(device=p.device, dtype=p.dtype) if potential is not None else build_dense_potential(c, p, c.seed)
-        self.pretrain_loss = pretrain(c, theta, [p, q], generator)
-        self.theta = theta
-        self.omega = copy.deepcopy(theta)
+        self.theta = pretrained_potential(self, p, q, generator, potential)
+        self.omega = copy.deepcopy(self.theta)
         self.opt_theta = adam(self.theta, c)
         self.opt_omega = adam(self.omega, c, c.inner_lr)
 
@@ -93,7 +91,8 @@ class MM2Solver(Solver):
         return {"theta": self.opt_theta, "omega": self.opt_omega}
 
     def current_map(self) -> TransportMap:
-        return TransportMap(self.theta, self.omega, method=self.name)
+        nets = self.final_modules()
+        return TransportMap(nets["theta"], nets["omega"], method=self.name)
 
     def inner_loss(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Loss minimised over ``omega``: ``-E_Q[<grad psi_omega(y), y> - psi_theta(grad psi_omega(y))] + penalty``.

@@ -18,13 +18,15 @@ Cycle normalisation (which ``lambda`` refers to):
   adds ``lambda / 2 * R``.
 
 So ``lambda_coordinate = lambda_sample * D / 2`` gives the same objective.
+
+The objective itself is the pure function :func:`~w2gn.solvers.objective.w2gn_objective`; this module
+turns the configuration into its terms and owns the optimisation plumbing around it.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import math
 
 import torch
 
@@ -37,6 +39,7 @@ from .base import (
     Solver,
     SolverConfig,
 )
+from .objective import W2GNTerms, w2gn_objective
 from .pretrain import linear_init_maps, pretrain_identity
 
 
@@ -91,10 +94,8 @@ class W2GNConfig(SolverConfig):
       al. 2024): ``psi_omega(y)`` regresses with the asymmetric loss ``|tau - 1[u < 0]| u^2`` onto
       ``u``'s target ``<x_hat, y> - psi_theta(x_hat)``, a lower bound of ``psi_theta^*(y)`` that
       an upper expectile (``tau`` near 1) pushes towards the maximum. Added to the cycle terms.
-    * ``lr_schedule``: ``"constant"`` or ``"cosine"`` (decay to ``lr * lr_final_factor`` at
-      ``iterations``).
-    * ``ema_decay``: exponential moving average of both networks' weights (0 = off); the fitted map
-      uses the averages. Averages of non-negative weights stay non-negative, so convexity holds.
+    * ``lr_schedule``/``lr_final_factor`` and ``ema_decay``: features of the shared training loop
+      (:class:`~w2gn.solvers.SolverConfig`), so every method has them.
     * ``init``: ``"identity"`` (pretrain both maps to the identity, C.1) or ``"linear"``
       (pretrain ``grad psi_theta`` to the OT map between Gaussian fits of P and Q and
       ``grad psi_omega`` to its inverse).
@@ -128,9 +129,6 @@ class W2GNConfig(SolverConfig):
     refine_method: str = "lbfgs"
     expectile_weight: float = 0.0
     expectile: float = 0.99
-    lr_schedule: str = "constant"
-    lr_final_factor: float = 0.01
-    ema_decay: float = 0.0
     init: str = "identity"
     gradient_mode: str = "autograd"
     autocast_bf16: bool = False
@@ -160,10 +158,6 @@ class W2GNConfig(SolverConfig):
             raise W2GNUserError(f"refine_method must be 'lbfgs' or 'newton', got {self.refine_method!r}")
         if self.expectile_weight < 0 or not 0 < self.expectile < 1:
             raise W2GNUserError("expectile_weight must be >= 0 and expectile in (0, 1)")
-        if self.lr_schedule not in ("constant", "cosine"):
-            raise W2GNUserError(f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
-        if not 0 <= self.ema_decay < 1 or not 0 < self.lr_final_factor <= 1:
-            raise W2GNUserError("ema_decay must be in [0, 1) and lr_final_factor in (0, 1]")
         if self.init not in ("identity", "linear"):
             raise W2GNUserError(f"init must be 'identity' or 'linear', got {self.init!r}")
 
@@ -194,12 +188,6 @@ class W2GNSolver(Solver):
             return ConvICNN(channels=event_shape[0], strong_convexity=c.strong_convexity, seed=seed)
         raise W2GNUserError(f"no default potential for samples of shape {event_shape}; pass potential=...")
 
-    def _cycle(self, mapped: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        sq = (mapped - target).flatten(1).square()
-        if self.config.cycle_normalization == "coordinate":
-            return sq.mean()
-        return 0.5 * sq.sum(dim=1).mean()
-
     def _gradient(self, net: ConvexPotential, x: torch.Tensor) -> torch.Tensor:
         """``grad psi(x)``, differentiable w.r.t. the parameters, by the configured ``gradient_mode``."""
         if self.config.gradient_mode == "analytic" and hasattr(net, "gradient_analytic"):
@@ -220,43 +208,34 @@ class W2GNSolver(Solver):
         theta = potential if potential is not None else self.build_potential(tuple(p.event_shape), c.seed)
         theta = theta.to(device=p.device, dtype=p.dtype)
         self.pretrain_loss = float("nan")
+        n = 0 if self.restoring else c.pretrain_iterations  # a checkpoint overwrites the pretrained weights
         if c.init == "linear":
             omega = copy.deepcopy(theta)
             fwd, bwd = linear_init_maps(p, q, generator)
-            if c.pretrain_iterations:
-                self.pretrain_loss = pretrain_identity(theta, [p], c.pretrain_iterations, c.batch_size,
-                                                       c.pretrain_lr, c.pretrain_tol, generator, target=fwd)
-                pretrain_identity(omega, [q], c.pretrain_iterations, c.batch_size, c.pretrain_lr, c.pretrain_tol,
-                                  generator, target=bwd)
+            if n:
+                self.pretrain_loss = pretrain_identity(theta, [p], n, c.batch_size, c.pretrain_lr, c.pretrain_tol,
+                                                       generator, target=fwd)
+                pretrain_identity(omega, [q], n, c.batch_size, c.pretrain_lr, c.pretrain_tol, generator, target=bwd)
         else:
-            if c.pretrain_iterations:
-                self.pretrain_loss = pretrain_identity(theta, [p, q], c.pretrain_iterations, c.batch_size,
-                                                       c.pretrain_lr, c.pretrain_tol, generator)
+            if n:
+                self.pretrain_loss = pretrain_identity(theta, [p, q], n, c.batch_size, c.pretrain_lr,
+                                                       c.pretrain_tol, generator)
             omega = copy.deepcopy(theta)
         self.theta = theta
         self.omega = omega
         self.opt_theta = torch.optim.Adam(self.theta.parameters(), lr=c.lr, betas=tuple(c.betas))
         self.opt_omega = torch.optim.Adam(self.omega.parameters(), lr=c.lr, betas=tuple(c.betas))
-        self.theta_ema = self.omega_ema = None
-        if c.ema_decay:
-            self.theta_ema = copy.deepcopy(self.theta).requires_grad_(False)
-            self.omega_ema = copy.deepcopy(self.omega).requires_grad_(False)
 
     def modules(self) -> dict[str, torch.nn.Module]:
-        mods = {"theta": self.theta, "omega": self.omega}
-        if getattr(self, "theta_ema", None) is not None:
-            mods.update(theta_ema=self.theta_ema, omega_ema=self.omega_ema)
-        return mods
+        return {"theta": self.theta, "omega": self.omega}
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"theta": self.opt_theta, "omega": self.opt_omega}
 
     def current_map(self) -> TransportMap:
         c = self.config
-        if getattr(self, "theta_ema", None) is not None:
-            fitted = TransportMap(self.theta_ema, self.omega_ema, method=self.name)
-        else:
-            fitted = TransportMap(self.theta, self.omega, method=self.name)
+        nets = self.final_modules()  # the weight averages when ema_decay is on
+        fitted = TransportMap(nets["theta"], nets["omega"], method=self.name)
         if c.refine_inverse_steps:
             fitted.conjugate_options.update(refine_steps=int(c.refine_inverse_steps), refine_method=c.refine_method)
         return fitted
@@ -268,84 +247,23 @@ class W2GNSolver(Solver):
             return solve_conjugate_newton(potential, y.detach(), x0=x0, max_iter=c.refine_steps, tol=0.0).x
         return solve_conjugate(potential, y.detach(), x0=x0, max_iter=c.refine_steps, tol=0.0).x
 
-    def lr_factor(self, iteration: int) -> float:
-        """Multiplier of ``lr`` at ``iteration`` under ``lr_schedule``."""
+    def terms(self, dim: int) -> W2GNTerms:
+        """The objective's terms and weights for samples of ``dim`` coordinates (from the configuration)."""
         c = self.config
-        if c.lr_schedule == "constant":
-            return 1.0
-        t = min(1.0, iteration / max(1, c.iterations))
-        return c.lr_final_factor + (1.0 - c.lr_final_factor) * 0.5 * (1.0 + math.cos(math.pi * t))
-
-    @torch.no_grad()
-    def update_ema(self, iteration: int) -> None:
-        """Move the averaged weights towards the live ones (decay warmed up over the first steps)."""
-        d = min(self.config.ema_decay, (1.0 + iteration) / (10.0 + iteration))
-        for live, avg in ((self.theta, self.theta_ema), (self.omega, self.omega_ema)):
-            for a, b in zip(avg.parameters(), live.parameters()):
-                a.lerp_(b, 1.0 - d)
-            for a, b in zip(avg.buffers(), live.buffers()):
-                a.copy_(b)
+        return W2GNTerms(lam=c.effective_lambda(dim), normalization=c.cycle_normalization,
+                         stop_gradient=c.stop_gradient, cycle_y=c.cycle_y, cycle_x=c.cycle_x,
+                         refine=bool(c.refine_steps), expectile_weight=c.expectile_weight, expectile=c.expectile,
+                         l1=c.l1_penalty)
 
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The regularised correlations (eq. 12) on batches ``x ~ P``, ``y ~ Q``.
-
-        Returns the loss to minimise and its parts (detached, for monitoring): ``correlation`` (the
-        full Monte-Carlo correlation, gradient-free ``<., y>`` included), ``cycle_y``, ``cycle_x`` and
-        ``w2_dual = E||x||^2 + E||y||^2 - 2 * correlation`` (eq. 5 without the regulariser).
-        """
+        """The objective (eq. 12 and the configured extras, :func:`~w2gn.solvers.objective.w2gn_objective`)
+        on batches ``x ~ P``, ``y ~ Q``: the loss to minimise and its detached parts."""
         c = self.config
-        lam = c.effective_lambda(x[0].numel())
-        # the network carrying the correlation term and its conjugate; "omega" mirrors P and Q
-        fwd, bwd = (self.theta, self.omega) if c.correlation_on == "theta" else (self.omega, self.theta)
-        if c.correlation_on == "omega":
-            x, y = y, x
-        y_inv = self._gradient(bwd, y)  # computed once: used by both terms
-        y_inv_sg = y_inv.detach() if c.stop_gradient else y_inv
-        if c.refine_steps:
-            # a better argmax of the conjugate problem; enters as a constant (stop-gradient)
-            y_inv_sg = self.refine(fwd, y, y_inv.detach())
-        psi_x = fwd(x).mean()
-        fwd_at_y_inv = None
-        if self._fused(fwd):
-            # one sweep of psi at grad psi_omega(y) gives the correlation value and the cycle term's
-            # gradient; subtracting <sg(g), y_inv - sg(y_inv)> removes the value's path into omega,
-            # so theta and omega get exactly the gradients of the stop-gradient objective
-            val, fwd_at_y_inv = fwd.value_and_gradient_analytic(y_inv)
-            psi_y_inv = val.mean() - (fwd_at_y_inv.detach() * (y_inv - y_inv_sg)).flatten(1).sum(1).mean()
-        else:
-            psi_y_inv = fwd(y_inv_sg).mean()
-        inner = (y_inv_sg * y).flatten(1).sum(1).mean()
-        loss = psi_x - psi_y_inv + (0.0 if c.stop_gradient else inner)
-        zero = torch.zeros((), device=y.device, dtype=y.dtype)
-        cyc_y = cyc_x = zero
-        if c.cycle_y:
-            cyc_y = self._cycle(fwd_at_y_inv if fwd_at_y_inv is not None else self._gradient(fwd, y_inv), y)
-            loss = loss + lam * cyc_y
-        if c.cycle_x:
-            cyc_x = self._cycle(self._gradient(bwd, self._gradient(fwd, x)), x)
-            loss = loss + lam * cyc_x
-        amort = expec = zero
-        if c.refine_steps:
-            amort = self._cycle(y_inv, y_inv_sg)
-            loss = loss + lam * amort
-        if c.expectile_weight:
-            with torch.no_grad():
-                lower = (y_inv_sg * y).flatten(1).sum(1) - fwd(y_inv_sg)
-            u = lower - bwd(y)
-            w = torch.where(u > 0, c.expectile, 1.0 - c.expectile)
-            expec = (w * u.square()).mean()
-            loss = loss + c.expectile_weight * expec
-        if c.l1_penalty:
-            loss = loss + c.l1_penalty * (self.theta.l1_norm() + self.omega.l1_norm())
-        with torch.no_grad():
-            corr = psi_x - psi_y_inv + inner
-            w2 = x.flatten(1).square().sum(1).mean() + y.flatten(1).square().sum(1).mean() - 2 * corr
-        parts = {"correlation": corr.detach(), "cycle_y": cyc_y.detach(), "cycle_x": cyc_x.detach(), "w2_dual": w2.detach()}
-        if c.refine_steps:
-            parts["amortization"] = amort.detach()
-        if c.expectile_weight:
-            parts["expectile"] = expec.detach()
-        return loss, parts
+        fwd, bwd = self.theta, self.omega
+        if c.correlation_on == "omega":  # the mirrored objective: the roles of P and Q swapped
+            fwd, bwd, x, y = bwd, fwd, y, x
+        return w2gn_objective(fwd, bwd, x, y, self.terms(x[0].numel()), self._gradient,
+                              self.refine if c.refine_steps else None, fused=self._fused(fwd))
 
     def draw(self, p: Sampler, q: Sampler, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """This step's batches ``x ~ P``, ``y ~ Q`` (``batch_size`` each); multi-process training overrides it."""
@@ -353,7 +271,10 @@ class W2GNSolver(Solver):
         return p.sample(n, generator), q.sample(n, generator)
 
     def step(self, iteration: int, p: Sampler, q: Sampler, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        """Algorithm 1, one iteration: sample, loss (eq. 12), one Adam step on each network, projection."""
+        """Algorithm 1, one iteration: sample, loss (eq. 12), one Adam step on each network, projection.
+
+        Only optimisation plumbing: compile, bf16 autocast, the optimiser steps and the convexity
+        projection; the learning rates are the loop's schedule's, the weight averages the loop's."""
         c = self.config
         x, y = self.draw(p, q, generator)
         if c.compile and getattr(self, "_compiled_loss", None) is None:
@@ -361,11 +282,6 @@ class W2GNSolver(Solver):
         loss_fn = self._compiled_loss if c.compile else self.loss
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=c.autocast_bf16):
             loss, parts = loss_fn(x, y)
-        if c.lr_schedule != "constant":
-            f = self.lr_factor(iteration)
-            for opt in (self.opt_theta, self.opt_omega):
-                for group in opt.param_groups:
-                    group["lr"] = c.lr * f
         self.opt_theta.zero_grad(set_to_none=True)
         self.opt_omega.zero_grad(set_to_none=True)
         loss.backward()
@@ -373,6 +289,4 @@ class W2GNSolver(Solver):
         self.opt_omega.step()
         self.theta.project()
         self.omega.project()
-        if self.theta_ema is not None:
-            self.update_ema(iteration)
         return {"loss": loss.detach(), **parts}

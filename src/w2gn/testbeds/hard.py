@@ -17,7 +17,7 @@ is one scalar ``s > 0`` (``Var(Q) = D``: unit variance per coordinate *on averag
 per-coordinate ``S^{-1} (grad psi - m)`` has Jacobian ``S^{-1} Hess psi``, which is not symmetric
 in general, so it would not be the gradient of any function and hence not an OT map.
 
-The trained weights ship as ``w2gn/benchmarks/data/hard_d{D}.pt``; :func:`hard_pair` loads them.
+The trained weights ship as ``w2gn/testbeds/data/hard_d{D}.pt``; :func:`hard_pair` loads them.
 """
 
 from __future__ import annotations
@@ -196,7 +196,7 @@ def hard_state(potential: NormalizedSumPotential, source: LinearGaussianMixture,
 
 
 def hard_state_to_pair(state: dict[str, Any], source: str = "state"):
-    """A :class:`~w2gn.benchmarks.BenchmarkPair` from :func:`hard_state`'s dictionary."""
+    """A :class:`~w2gn.testbeds.BenchmarkPair` from :func:`hard_state`'s dictionary."""
     from .pairs import BenchmarkPair
 
     try:
@@ -210,7 +210,7 @@ def hard_state_to_pair(state: dict[str, Any], source: str = "state"):
 
 
 def _data_dir():
-    return resources.files("w2gn.benchmarks") / "data"
+    return resources.files("w2gn.testbeds") / "data"
 
 
 def hard_dims() -> list[int]:

@@ -24,21 +24,10 @@ from typing import Any
 
 import torch
 
-from .distributions import GaussianPair
-from .errors import W2GNUserError
-from .metrics import l2_uvp
-from .solvers import SOLVERS, get_solver
-
-#: Table 1 of the paper: L2-UVP (%) per method and dimension, as printed (strings: "<1", ">50").
-PAPER_TABLE1: dict[str, dict[int, str]] = {
-    "lsot": dict(zip([2, 4, 8, 16, 32, 64, 128, 256], ["<1", "3.7", "7.5", "14.3", "23", "34.7", "46.9", ">50"])),
-    "mm1": dict(zip([2 ** k for k in range(1, 13)],
-                    ["<1", "<1", "<1", "<1", "<1", "1.2", "1.4", "1.3", "1.5", "1.6", "1.8", "2.7"])),
-    "mm2": dict(zip([2 ** k for k in range(1, 13)],
-                    ["<1", "<1", "<1", "<1", "<1", "<1", "1", "1.1", "1.2", "1.3", "1.5", "2.1"])),
-    "w2gn": dict(zip([2 ** k for k in range(1, 13)],
-                     ["<1", "<1", "<1", "<1", "<1", "<1", "1", "1.1", "1.3", "1.3", "1.8", "1.5"])),
-}
+from ..distributions import GaussianPair
+from ..errors import W2GNUserError
+from ..solvers import SOLVERS, get_solver
+from .gaussian import PAPER_TABLE1, GaussianEvaluation
 
 METHOD_LABELS = {"w2gn": "W2GN", "lsot": "LSOT", "mm1": "MM-1", "mm2": "MM-2"}
 
@@ -145,11 +134,8 @@ def compare_gaussian(
     ratios_at: dict[str, dict[str, Any]] = {f"{t:g}": {} for t in fixed_targets}
     for dim in dims:
         pair = GaussianPair.random(int(dim), seed=pair_seed, family=family)
-        gen = torch.Generator().manual_seed(12345 + int(dim))
-        x = pair.source.sample(eval_samples, gen)
-        y = pair.target.sample(eval_samples, gen)
-        tx, ty = pair.forward_map(x), pair.inverse_map(y)
-        ident = l2_uvp(x, tx, pair.target.variance)
+        ev = GaussianEvaluation(pair, eval_samples, seed=12345 + int(dim))
+        ident = ev.identity()
         curves: dict[str, list[dict[str, float]]] = {}
         for method in methods:
             its = iterations[method] if isinstance(iterations, dict) else iterations
@@ -157,11 +143,10 @@ def compare_gaussian(
                     "pretrain_iterations": pretrain_iterations, "log_every": eval_every, "seed": seed,
                     "precondition": precondition, "device": device, "dtype": dtype, "progress": progress,
                     **per_method.get(method, {})}
-            solver, fitted, curve, st = _fit_tracked(method, opts, pair, x, tx, time_budget, clock)
+            solver, fitted, curve, st = _fit_tracked(method, opts, pair, ev, time_budget, clock)
             train_s = curve[-1]["seconds"] if curve else float("nan")
-            final = curve[-1]["l2_uvp"] if curve else l2_uvp(torch.as_tensor(fitted.forward(x)), tx, pair.target.variance)
-            n_inv = min(eval_samples, 1024)  # MM-1's inverse is an inner solve per sample: keep it affordable
-            inv = l2_uvp(torch.as_tensor(fitted.inverse(y[:n_inv])), ty[:n_inv], pair.source.variance)
+            final = curve[-1]["l2_uvp"] if curve else ev.forward(fitted)
+            inv = ev.inverse(fitted, limit=1024)  # MM-1's inverse is an inner solve per sample: keep it affordable
             run = {"dim": int(dim), "method": method, "l2_uvp": final, "l2_uvp_inverse": inv, "l2_uvp_identity": ident,
                    "seconds": train_s, "setup_seconds": st["setup"],
                    "setup_cpu_seconds": st["setup_cpu"], "iterations": solver.iteration,
@@ -185,7 +170,7 @@ def compare_gaussian(
     return {"settings": settings, "runs": runs, "ratios": ratios, "ratios_at": ratios_at}
 
 
-def _fit_tracked(method: str, opts: dict[str, Any], pair: GaussianPair, x: torch.Tensor, tx: torch.Tensor,
+def _fit_tracked(method: str, opts: dict[str, Any], pair: GaussianPair, ev: GaussianEvaluation,
                  time_budget: float | None, clock: str = "wall"):
     """Fit one method, recording ``{"iteration", "seconds", "wall_seconds", "cpu_seconds", "l2_uvp"}``
     at every logging step.
@@ -210,7 +195,7 @@ def _fit_tracked(method: str, opts: dict[str, Any], pair: GaussianPair, x: torch
         w0, c0 = time.perf_counter(), time.process_time()
         wall = w0 - state["wall0"] - state["eval"]
         cpu = c0 - state["cpu0"] - state["eval_cpu"]
-        uvp = l2_uvp(torch.as_tensor(fitted.forward(x)), tx, pair.target.variance)
+        uvp = ev.forward(fitted)
         secs = cpu if clock == "cpu" else wall
         curve.append({"iteration": float(it), "seconds": secs, "wall_seconds": wall, "cpu_seconds": cpu, "l2_uvp": uvp})
         state["eval"] += time.perf_counter() - w0
@@ -297,7 +282,7 @@ def plot_convergence(result: dict[str, Any], path: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .io.atomic import atomic_path
+    from ..io.atomic import atomic_path
 
     dims = result["settings"]["dims"]
     methods = result["settings"]["methods"]

@@ -10,9 +10,9 @@ Two families:
 * :func:`random_pair`: ``psi`` a randomly initialised :class:`~w2gn.networks.DenseICNN` plus
   ``beta/2 ||x||^2``, ``P`` a Gaussian mixture;
 * :func:`fitted_pair` (the *easy* family): ``psi`` trained with w2gn itself to push a 3-component
-  mixture close to a 10-component one, then frozen (weights shipped in ``w2gn/benchmarks/data``,
+  mixture close to a 10-component one, then frozen (weights shipped in ``w2gn/testbeds/data``,
   produced by ``scripts/make_benchmark_pairs.py``); close to linear (Gaussian map 14-16 % L2-UVP);
-* :func:`~w2gn.benchmarks.hard.hard_pair` (the *hard* family, :mod:`w2gn.benchmarks.hard`): built
+* :func:`~w2gn.testbeds.hard.hard_pair` (the *hard* family, :mod:`w2gn.testbeds.hard`): built
   as the published W2 benchmark builds its high-dimensional pairs, with its identity and linear
   L2-UVP (``scripts/make_hard_pairs.py``).
 
@@ -287,7 +287,7 @@ def place_kinks(net: DenseICNN, x: torch.Tensor, generator: torch.Generator) -> 
 
 
 def _data_dir():
-    return resources.files("w2gn.benchmarks") / "data"
+    return resources.files("w2gn.testbeds") / "data"
 
 
 def fitted_dims() -> list[int]:
@@ -326,7 +326,7 @@ def load_pair(dim: int, family: str = "easy") -> BenchmarkPair:
     """The shipped pair of ``family`` in dimension ``dim``.
 
     ``"easy"`` (alias ``"fitted"``): :func:`fitted_pair`, close to linear; ``"hard"``:
-    :func:`~w2gn.benchmarks.hard.hard_pair`, as far from linear as the published W2 benchmark's pairs.
+    :func:`~w2gn.testbeds.hard.hard_pair`, as far from linear as the published W2 benchmark's pairs.
     """
     if family in ("easy", "fitted"):
         return fitted_pair(dim)

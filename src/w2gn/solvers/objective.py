@@ -1,0 +1,147 @@
+"""The W2GN training objective as a pure function: Algorithm 1 / eq. 12 of the paper, plus named extras.
+
+Eq. 12, the regularised correlations minimised jointly over the potentials ``psi_theta`` and
+``psi_omega``::
+
+    Corr(P, Q | psi_theta, psi_omega; lambda)
+        = E_P psi_theta(x) + E_Q [<grad psi_omega(y), y> - psi_theta(grad psi_omega(y))]   (correlations, eq. 10)
+          + lambda * R_Y(theta, omega)                                                        (cycle, eq. 11)
+
+with ``R_Y = E_Q ||grad psi_theta(grad psi_omega(y)) - y||^2``. Optional terms, each a named piece
+added to the loss in this order: ``R_X`` (eq. 51, the mirrored cycle term on ``P``), the
+amortisation term of in-training conjugate refinement, the expectile regulariser and the L1 penalty.
+
+Nothing here reads a configuration or touches an optimiser: :class:`W2GNTerms` says which terms
+are on, and the caller passes how input-gradients are taken (``gradient``) and how the conjugate's
+argmax is refined (``refine``). See :mod:`w2gn.solvers.w2gn` for the meaning of each option.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import torch
+
+from ..networks import ConvexPotential
+
+#: ``gradient(psi, x)``: ``grad psi(x)``, differentiable w.r.t. psi's parameters
+Gradient = Callable[[ConvexPotential, torch.Tensor], torch.Tensor]
+#: ``refine(psi, y, x0)``: a better ``argmax_x <x, y> - psi(x)`` started at ``x0`` (no graph)
+Refine = Callable[[ConvexPotential, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclasses.dataclass(frozen=True)
+class W2GNTerms:
+    """Which terms of the W2GN objective are on, and their weights.
+
+    ``lam``: lambda of eq. 12; ``normalization``: ``"coordinate"`` (mean squared error over batch and
+    coordinates) or ``"sample"`` (half the batch mean of the squared norm, Algorithm 1's
+    ``lambda / 2 * L_cycle``); ``stop_gradient``: detach ``grad psi_omega(y)`` in the correlations
+    (Appendix C.1); ``cycle_y``/``cycle_x``: R_Y (eq. 11) / R_X (eq. 51); ``refine``: in-training
+    conjugate refinement (its amortisation term); ``l1``: the L1 penalty on both networks' weights;
+    ``expectile_weight``/``expectile``: the expectile regulariser.
+    """
+
+    # eq. 12 as trained: stated every time
+    lam: float
+    normalization: str
+    stop_gradient: bool
+    cycle_y: bool
+    # the optional terms: off unless asked for
+    cycle_x: bool = False
+    refine: bool = False
+    l1: float = 0.0
+    expectile_weight: float = 0.0
+    expectile: float = 0.99
+
+
+def cycle_error(mapped: torch.Tensor, target: torch.Tensor, normalization: str = "coordinate") -> torch.Tensor:
+    """Monte-Carlo estimate of a cycle term ``E ||mapped - target||^2`` (eq. 11 / 51) on a batch.
+
+    ``"coordinate"``: mean over batch and coordinates; ``"sample"``: ``1/2`` of the batch mean of the
+    squared norm (Algorithm 1, step 3 with step 4's ``1/2``). ``mapped``, ``target``: ``(B, ...)``.
+    """
+    sq = (mapped - target).flatten(1).square()
+    if normalization == "coordinate":
+        return sq.mean()
+    return 0.5 * sq.sum(dim=1).mean()
+
+
+def batch_inner(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-sample ``<a_i, b_i>`` of two batches ``(B, ...)`` -> ``(B,)``."""
+    return (a * b).flatten(1).sum(1)
+
+
+def expectile_loss(u: torch.Tensor, tau: float) -> torch.Tensor:
+    """The asymmetric square ``mean |tau - 1[u < 0]| u^2`` (Buzun et al. 2024) of residuals ``u``."""
+    w = torch.where(u > 0, tau, 1.0 - tau)
+    return (w * u.square()).mean()
+
+
+def w2gn_objective(theta: ConvexPotential, omega: ConvexPotential, x: torch.Tensor, y: torch.Tensor,
+                   terms: W2GNTerms, gradient: Gradient, refine: Refine | None = None,
+                   fused: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The loss of eq. 12 (plus the optional terms) on batches ``x ~ P``, ``y ~ Q`` of shape ``(B, ...)``.
+
+    ``theta`` carries the correlations; to train the mirrored objective pass the networks and the
+    batches swapped. ``fused``: take ``psi_theta`` and ``grad psi_theta`` at ``grad psi_omega(y)``
+    from one analytic sweep (``value_and_gradient_analytic``; same values and gradients as the
+    plain evaluation under the stop-gradient heuristic, with one pass fewer).
+
+    Returns the loss to minimise and its parts (detached, for monitoring): ``correlation`` (the
+    full Monte-Carlo correlation of step 2, the gradient-free ``<., y>`` included), ``cycle_y``,
+    ``cycle_x``, ``w2_dual = E||x||^2 + E||y||^2 - 2 * correlation`` (eq. 5 without the regulariser)
+    and, when on, ``amortization`` and ``expectile``.
+    """
+    t = terms
+    # Algorithm 1, step 2: x_hat = grad psi_omega(y), the amortised argmax of the conjugate (eq. 10)
+    y_inv = gradient(omega, y)
+    # Appendix C.1: with the stop-gradient heuristic omega learns from the cycle terms only
+    y_inv_sg = y_inv.detach() if t.stop_gradient else y_inv
+    if refine is not None and t.refine:
+        y_inv_sg = refine(theta, y, y_inv.detach())  # a better argmax, entering as a constant
+    # step 2: correlations E_P psi_theta(x) + E_Q [<x_hat, y> - psi_theta(x_hat)]   (eq. 12, first line)
+    psi_x = theta(x).mean()
+    theta_grad_at_y_inv = None
+    if fused:
+        # psi_theta and its gradient at x_hat from one sweep; subtracting <sg(g), x_hat - sg(x_hat)>
+        # removes the value's path into omega, so both networks get the stop-gradient objective's gradients
+        val, theta_grad_at_y_inv = theta.value_and_gradient_analytic(y_inv)
+        psi_y_inv = val.mean() - batch_inner(theta_grad_at_y_inv.detach(), y_inv - y_inv_sg).mean()
+    else:
+        psi_y_inv = theta(y_inv_sg).mean()
+    inner = batch_inner(y_inv_sg, y).mean()  # <x_hat, y>: no gradient under stop-gradient, kept for monitoring
+    loss = psi_x - psi_y_inv + (0.0 if t.stop_gradient else inner)
+    zero = torch.zeros((), device=y.device, dtype=y.dtype)
+    cyc_y = cyc_x = amort = expec = zero
+    # steps 3-4: + lambda * R_Y, R_Y = E_Q ||grad psi_theta(grad psi_omega(y)) - y||^2   (eq. 11)
+    if t.cycle_y:
+        mapped_back = theta_grad_at_y_inv if theta_grad_at_y_inv is not None else gradient(theta, y_inv)
+        cyc_y = cycle_error(mapped_back, y, t.normalization)
+        loss = loss + t.lam * cyc_y
+    # + lambda * R_X, R_X = E_P ||grad psi_omega(grad psi_theta(x)) - x||^2   (eq. 51)
+    if t.cycle_x:
+        cyc_x = cycle_error(gradient(omega, gradient(theta, x)), x, t.normalization)
+        loss = loss + t.lam * cyc_x
+    # refinement: omega regresses onto the refined argmax, lambda * mean ||grad psi_omega(y) - x_ref||^2
+    if refine is not None and t.refine:
+        amort = cycle_error(y_inv, y_inv_sg, t.normalization)
+        loss = loss + t.lam * amort
+    # expectile: psi_omega(y) onto the lower bound <x_hat, y> - psi_theta(x_hat) of psi_theta^*(y)
+    if t.expectile_weight:
+        with torch.no_grad():
+            lower = batch_inner(y_inv_sg, y) - theta(y_inv_sg)
+        expec = expectile_loss(lower - omega(y), t.expectile)
+        loss = loss + t.expectile_weight * expec
+    if t.l1:
+        loss = loss + t.l1 * (theta.l1_norm() + omega.l1_norm())
+    with torch.no_grad():
+        corr = psi_x - psi_y_inv + inner
+        w2 = x.flatten(1).square().sum(1).mean() + y.flatten(1).square().sum(1).mean() - 2 * corr
+    parts = {"correlation": corr.detach(), "cycle_y": cyc_y.detach(), "cycle_x": cyc_x.detach(), "w2_dual": w2.detach()}
+    if refine is not None and t.refine:
+        parts["amortization"] = amort.detach()
+    if t.expectile_weight:
+        parts["expectile"] = expec.detach()
+    return loss, parts

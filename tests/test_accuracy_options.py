@@ -34,9 +34,9 @@ def test_defaults_are_the_paper_algorithm():
     c = s.config
     assert (c.refine_steps, c.refine_inverse_steps, c.expectile_weight, c.ema_decay) == (0, 0, 0.0, 0.0)
     assert (c.lr_schedule, c.init) == ("constant", "identity")
-    # the paper's algorithm as printed, in the data's own coordinates (the config trains in the Bures frame)
+    # the paper's algorithm as printed, in the data's own coordinates (the config trains in a frame)
     assert method_options("paper", 4) == {"precondition": "none"}
-    assert c.precondition == "bures"
+    assert c.precondition == "diagonal"
 
 
 @pytest.mark.parametrize("bad", [{"refine_steps": -1}, {"refine_method": "bfgs"}, {"expectile": 1.0},

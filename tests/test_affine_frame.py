@@ -81,7 +81,7 @@ def test_save_load_and_exports_keep_user_coordinates(tmp_path):
     y = rng.standard_normal((3000, 3)) @ np.array([[2.0, 0.3, 0], [0, 1.0, 0.5], [0, 0, 0.2]]) + 40.0
     fitted = W2GNSolver(iterations=60, pretrain_iterations=50, batch_size=128, hidden=[16, 16, 8], progress=False,
                         dtype="float64").fit(x, y)
-    assert fitted.frame is not None and fitted.frame.mode == "bures"
+    assert fitted.frame is not None and fitted.frame.mode == "diagonal"
     path = fitted.save(tmp_path / "m.pt")
     back = TransportMap.load(path)
     assert back.frame is not None
@@ -171,8 +171,9 @@ def test_fit_is_invariant_to_shifts_and_global_scales(dim):
 
 def test_fit_with_per_coordinate_scales_reaches_the_closed_form():
     """Per-coordinate scales change the OT problem itself; the fit must still find its closed-form map
-    (Gaussian pair, truth recomputed for the scaled pair): forward and inverse L2-UVP below 1 % for the
-    pair and its scaled copy, where a fit in the data's own coordinates is far worse (negative control)."""
+    (Gaussian pair, truth recomputed for the scaled pair), in the default (diagonal) frame and in the
+    Bures frame, where a fit in the data's own coordinates is far worse (negative control). A short fit:
+    the bound is loose, the control is not."""
     dim = 4
     pair = GaussianPair.random(dim, seed=0, family="offset")
     sp = torch.tensor([100.0, 1.0, 0.1, 3.0], dtype=torch.float64)
@@ -182,14 +183,14 @@ def test_fit_with_per_coordinate_scales_reaches_the_closed_form():
     opts = {"iterations": 150, "pretrain_iterations": 200, "batch_size": 256, "progress": False, "dtype": "float64",
             "hidden": [16, 16, 8]}
     results = {}
-    for name, pr, mode in (("plain", pair, "bures"), ("scaled", scaled, "bures"), ("scaled-raw", scaled, "none")):
+    for name, pr, mode in (("bures", scaled, "bures"), ("scaled", scaled, "diagonal"), ("scaled-raw", scaled, "none")):
         g = torch.Generator().manual_seed(1)
         x, y = pr.source.sample(20000, g), pr.target.sample(20000, g)
         xe, ye = pr.source.sample(4000, g), pr.target.sample(4000, g)
         fitted = W2GNSolver(**opts, precondition=mode).fit(x, y)
         results[name] = _scores(fitted, xe, ye, pr.forward_map(xe), pr.inverse_map(ye), pr.source.variance,
                                 pr.target.variance)
-    assert max(results["plain"]) < 1.0 and max(results["scaled"]) < 1.0, results
+    assert max(results["bures"]) < 1.0 and max(results["scaled"]) < 3.0, results
     assert min(results["scaled-raw"]) > 5 * max(results["scaled"]), results
 
 

@@ -126,7 +126,7 @@ def test_no_flag_is_accepted_and_ignored():
 
 def _expected_defaults() -> dict[str, dict]:
     """What each command trains with by default, read from the one place it lives."""
-    from w2gn.comparison import compare_gaussian
+    from w2gn.testbeds.comparison import compare_gaussian
 
     from w2gn.applications.color import COLOR_DEFAULTS
     from w2gn.applications.domain import DomainAdaptationConfig
@@ -266,4 +266,4 @@ def test_readme_fit_paragraph_states_the_preset():
     assert fit.options["lr_schedule"] == "cosine" and "cosine learning-rate decay" in text
     assert fit.options["ema_decay"] > 0 and "weight averaging" in text
     assert fit.options["refine_inverse_steps"] == 0 and "a refined inverse" not in text
-    assert fit.options["precondition"] == "bures" and "centred and Bures-whitened coordinates" in text
+    assert fit.options["precondition"] == "diagonal" and "centred, per-coordinate balanced coordinates" in text

@@ -20,7 +20,12 @@ Two choices of frame (``mode``):
 
 * ``"standardize"``: ``N = I``; each side centred and divided by its root-mean-square deviation, so
   translations and global scales of ``P`` or ``Q`` leave the training problem unchanged exactly.
-* ``"bures"`` (default of :class:`~w2gn.solvers.SolverConfig`): ``N = A^{1/2}`` with ``A`` the OT map
+* ``"diagonal"`` (default of :class:`~w2gn.solvers.SolverConfig`): ``N = diag(sqrt(sd_q,k / sd_p,k))``, so
+  that coordinate ``k`` of both sides has the geometric mean ``sqrt(sd_p,k sd_q,k)`` of the two
+  deviations: shifts, global scales and per-coordinate scales of either side are undone as far as
+  the problem allows (the product ``sd_p,k sd_q,k`` is invariant under any such change), without
+  mixing coordinates.
+* ``"bures"``: ``N = A^{1/2}`` with ``A`` the OT map
   between Gaussian fits of ``P`` and ``Q`` (Bures map, ``A S_p A = S_q``). Then
   ``Cov(x~) = s_p^2 A^{1/2} S_p A^{1/2}`` and ``Cov(y~) = s_q^2 A^{-1/2} S_q A^{-1/2}`` are the same
   matrix up to the scalars: the best affine map between ``P~`` and ``Q~`` is the identity, which is
@@ -46,7 +51,7 @@ from .linalg import inv_sqrtm_psd, sqrtm_psd
 #: array samplers with at most this many rows are summarised exactly, from every row
 _ALL_ROWS = 200_000
 #: frame choices accepted by :func:`estimate_frame` (``"none"``: train in the user's coordinates)
-FRAME_MODES = ("none", "standardize", "bures")
+FRAME_MODES = ("none", "standardize", "diagonal", "bures")
 
 
 class AffineFrame:
@@ -199,6 +204,12 @@ def estimate_frame(p: Sampler, q: Sampler, mode: str = "bures", seed: int = 0, n
     if mode == "standardize":
         mat, mat_inv = eye, eye
         var_p, var_q = float(torch.trace(cp)) / d, float(torch.trace(cq)) / d
+    elif mode == "diagonal":
+        # per coordinate, both sides get the geometric mean of their deviations: N = diag(sqrt(sd_q / sd_p))
+        ratio = (torch.diagonal(cq) / torch.diagonal(cp)).sqrt().sqrt()
+        mat, mat_inv = torch.diag(ratio), torch.diag(1.0 / ratio)
+        var_p = float((torch.diagonal(cp) * ratio**2).sum()) / d
+        var_q = float((torch.diagonal(cq) / ratio**2).sum()) / d
     else:
         root_p, inv_root_p = sqrtm_psd(cp), inv_sqrtm_psd(cp)
         a = inv_root_p @ sqrtm_psd(root_p @ cq @ root_p) @ inv_root_p  # Bures map: A S_p A = S_q

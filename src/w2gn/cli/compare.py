@@ -72,8 +72,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--pair-seed", type=int, default=d["pair_seed"], help="seed of the random Gaussian pairs")
     g.add_argument("--family", choices=["centred", "offset"], default=d["family"],
                    help="centred: the paper's pairs; offset: non-zero means and spectra in [0.2, 5]")
-    g.add_argument("--precondition", choices=["none", "standardize", "bures"], default=d["precondition"],
-                   help="coordinates every method trains in (none: the paper's; bures: as w2gn fit)")
+    g.add_argument("--precondition", choices=["none", "standardize", "diagonal", "bures"], default=d["precondition"],
+                   help="coordinates every method trains in (none: the paper's; diagonal: as w2gn fit)")
     b = g.add_argument_group("baseline options")
     from ..solvers import LSOTConfig, MM1Config, MM2Config
     from .options import config_defaults

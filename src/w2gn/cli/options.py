@@ -122,9 +122,11 @@ TRAINING_SPECS: dict[str, Spec] = {
     "compile": ("--compile", bool, "torch.compile the loss (needs --gradient-mode analytic; compiling takes minutes "
                 "on a CPU)"),
     "autocast_bf16": ("--bf16", bool, "bfloat16 autocast of the training loss (CUDA only)"),
-    "precondition": ("--precondition", ["bures", "standardize", "none"],
-                     "coordinates the networks train in: bures = centred and whitened so that the best affine map is "
-                     "the identity; standardize = centred and scaled; none = the data's own (the paper's experiments). "
+    "precondition": ("--precondition", ["diagonal", "bures", "standardize", "none"],
+                     "coordinates the networks train in: diagonal = centred, each coordinate of both sides at the "
+                     "geometric mean of their deviations; bures = centred and whitened so that the best affine map is "
+                     "the identity (best for near-Gaussian data); standardize = centred and scaled; none = the data's "
+                     "own (the paper's experiments). "
                      "The saved map always takes and returns the data's coordinates"),
 }
 

@@ -90,9 +90,11 @@ class SolverConfig:
     state with the learning rates multiplied by ``restart_lr_factor``, at most this many times.
 
     Coordinates: ``precondition`` (:mod:`w2gn.affine_frame`) is the frame the networks train in, for
-    vector samples: ``"bures"`` (default: each side centred, and whitened so that the best affine map
-    between them is the identity), ``"standardize"`` (centred and scaled by one number per side), or
-    ``"none"`` (the user's coordinates, as the paper's experiments). The fitted map folds the frame
+    vector samples: ``"diagonal"`` (default: each side centred, and each coordinate of both sides given
+    the geometric mean of their two deviations), ``"bures"`` (centred and whitened so that the best
+    affine map between the sides is the identity: best for near-Gaussian data, worse on the non-linear
+    benchmark pairs), ``"standardize"`` (centred and scaled by one number per side), or ``"none"``
+    (the user's coordinates, as the paper's experiments). The fitted map folds the frame
     back in, so its inputs and outputs are always the user's coordinates.
     Loop features every solver gets: ``lr_schedule`` (``"constant"`` or ``"cosine"``, decaying to
     ``lr * lr_final_factor`` at ``iterations``; :class:`~w2gn.solvers.schedule.LRSchedule`) and
@@ -118,7 +120,7 @@ class SolverConfig:
     explode_factor: float = 1e4
     max_restarts: int = 0
     restart_lr_factor: float = 0.5
-    precondition: str = "bures"
+    precondition: str = "diagonal"
     lr_schedule: str = "constant"
     lr_final_factor: float = 0.01
     ema_decay: float = 0.0

@@ -126,13 +126,12 @@ def test_no_flag_is_accepted_and_ignored():
 
 def _expected_defaults() -> dict[str, dict]:
     """What each command trains with by default, read from the one place it lives."""
-    from w2gn.testbeds.comparison import compare_gaussian
-
     from w2gn.applications.color import COLOR_DEFAULTS
     from w2gn.applications.domain import DomainAdaptationConfig
     from w2gn.applications.latent import LatentConfig
     from w2gn.applications.toy import TOY_DEFAULTS
     from w2gn.solvers.presets import LR_BY_DIMENSION, preset_defaults
+    from w2gn.testbeds.comparison import compare_gaussian
     from w2gn.testbeds.runner import run_fit
 
     def fields(cls):

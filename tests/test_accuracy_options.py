@@ -288,10 +288,15 @@ class _Config:
 
 
 class _Solver:
-    """What TimeBudget touches of a solver: ``config.iterations``."""
+    """What TimeBudget touches of a solver: ``config.iterations`` (read) and ``set_horizon`` (the config
+    itself is never changed)."""
 
     def __init__(self) -> None:
         self.config = _Config()
+        self.horizon = self.config.iterations
+
+    def set_horizon(self, horizon: int, reason: str) -> None:
+        self.horizon = horizon
 
 
 @pytest.mark.parametrize(("iteration", "spent", "stop", "horizon"), [
@@ -310,7 +315,7 @@ def test_time_budget_aim_with_synthetic_times(iteration, spent, stop, horizon):
     solver = _Solver()
     budget = TimeBudget(solver, 10.0, max_iterations=1000)
     assert budget.aim(iteration, spent) is stop
-    assert solver.config.iterations == horizon
+    assert solver.horizon == horizon and solver.config.iterations == 1000
 
 
 def test_fit_cli_time_budget_and_its_refusal_under_torchrun(tmp_path, monkeypatch, capsys):

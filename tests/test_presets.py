@@ -13,15 +13,17 @@ from w2gn.solvers.presets import LR_BY_DIMENSION, PRESETS, get_preset, preset, p
 
 
 def test_paper_is_the_config_as_printed():
-    assert preset("paper", dim=8) == {}
-    assert preset_defaults("paper") == dataclasses.asdict(W2GNConfig())
+    # the paper's algorithm in the data's own coordinates: the config's default frame switched off
+    assert preset("paper", dim=8) == {"precondition": "none"}
+    assert preset_defaults("paper") == {**dataclasses.asdict(W2GNConfig()), "precondition": "none"}
 
 
 def test_fit_preset_is_what_the_fit_command_trains_with():
     """Today's 'w2gn fit' settings, usable from Python."""
     c = W2GNSolver(**preset("fit", dim=8)).config
     assert (c.iterations, c.lr, c.lr_schedule, c.ema_decay, c.gradient_mode, c.refine_inverse_steps) == (
-        60000, default_lr(8), "cosine", 0.99, "analytic", 20)
+        60000, default_lr(8), "cosine", 0.99, "analytic", 0)
+    assert c.precondition == "diagonal"
     assert (c.refine_steps, c.expectile_weight, c.init) == (0, 0.0, "identity")
     assert get_preset("fit").time_budget == 900.0 and get_preset("fit-default") is PRESETS["fit"]
     assert preset("fit", dim=512)["lr"] == default_lr(512)

@@ -26,7 +26,14 @@ from ..metrics import sliced_wasserstein
 from ..solvers import W2GNSolver
 
 #: W2GN settings of Appendix C.3: Dense ICNN [2; 128; 128, 64] (rank 2), 30000 iterations of 1024
-#: samples, Adam lr 1e-3, cycle weight lambda = 1, L1 penalty 1e-10 on the weights.
+#: samples, Adam lr 1e-3, cycle weight lambda = 1, L1 penalty 1e-10 on the weights; plus the second
+#: cycle term R_X (eq. 51, ``cycle_x``), which C.1 uses only in high dimensions. Why R_X: with R_Y
+#: alone psi_omega learns only through ``||grad psi_theta(grad psi_omega(y)) - y||^2``, whose gradient
+#: in psi_omega's output is ``J_theta^T (error)``; where the forward map must squeeze a sector of P
+#: onto a mode, ``J_theta`` is nearly singular, so the inverse gets almost no signal to spread the mode
+#: back over the sector. It stays a contraction (eight blobs), and the forward map, trained against
+#: those blobs, stays an octagon through the modes (benchmarks/results/toy.md, issue 24). R_X measures
+#: the cycle on P's side, where the inverse's error is large, and the inverse spreads within 1000 steps.
 TOY_DEFAULTS: dict[str, Any] = {
     "iterations": 30000,
     "batch_size": 1024,
@@ -35,6 +42,7 @@ TOY_DEFAULTS: dict[str, Any] = {
     "hidden": [128, 128, 64],
     "rank": 2,
     "l1_penalty": 1e-10,
+    "cycle_x": True,
 }
 
 #: target name -> factory of the target sampler ``Q`` (the source is always ``N(0, I_2)``)

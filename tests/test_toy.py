@@ -110,3 +110,14 @@ def test_8gaussians_short_run_puts_mass_on_the_modes_and_spreads_the_inverse():
     assert only_y["w2_inverse_over_floor"] > 2.0
     assert m["w2_inverse_over_floor"] < 0.6 * only_y["w2_inverse_over_floor"]
     assert octagon < 0.85  # what the old maps' on-mode fraction hid: an octagon still scores ~0.78
+
+
+def test_toy_cli_trains_with_r_x_unless_told_not_to():
+    import argparse
+
+    from w2gn.cli.toy import add_parser
+
+    ap = argparse.ArgumentParser()
+    add_parser(ap.add_subparsers())
+    assert ap.parse_args(["toy", "8gaussians"]).cycle_x is True
+    assert ap.parse_args(["toy", "8gaussians", "--no-cycle-x"]).cycle_x is False

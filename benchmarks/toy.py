@@ -48,13 +48,15 @@ def main() -> None:
         print(f"{name}: {json.dumps(m)}", flush=True)
         rows.append((name, m))
     print()
-    print("| target | iterations | W2(T#P,Q) | W2(P,Q) | W2 floor (Q vs Q) | W2(T^-1#Q,P) | SW2(T#P,Q) | SW2(P,Q) | modes | s |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| target | seed | iterations | on-mode (perfect) | modes strict | W2(T#P,Q) / floor | W2(T^-1#Q,P) / floor "
+          "| W2(P,Q) | s |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, m in rows:
-        modes = (f"{m['modes_covered_count']}/{m['modes_total']} (strict {m.get('modes_covered_strict_count', '?')})"
-                 if "modes_total" in m else "-")
-        print(f"| {name} | {m['iterations']} | {m['w2_forward']:.3f} | {m['w2_identity']:.3f} | {m['w2_q_vs_q']:.3f} | "
-              f"{m['w2_inverse']:.3f} | {m['sw2_forward']:.3f} | {m['sw2_identity']:.3f} | {modes} | {m['seconds']:.0f} |")
+        on = f"{m['on_mode_fraction']:.3f} ({m['on_mode_fraction_perfect']:.3f})" if "modes_total" in m else "-"
+        modes = f"{m['modes_covered_strict_count']}/{m['modes_total']}" if "modes_total" in m else "-"
+        print(f"| {name} | {args.seed} | {m['iterations']} | {on} | {modes} | {m['w2_forward']:.3f} / {m['w2_q_vs_q']:.3f} "
+              f"= {m['w2_forward_over_floor']:.2f}x | {m['w2_inverse']:.3f} / {m['w2_p_vs_p']:.3f} = "
+              f"{m['w2_inverse_over_floor']:.2f}x | {m['w2_identity']:.3f} | {m['seconds']:.0f} |")
 
 
 if __name__ == "__main__":

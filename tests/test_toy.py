@@ -7,7 +7,14 @@ import pytest
 import torch
 from PIL import Image
 
-from w2gn.applications.toy import exact_w2, mode_coverage, toy_target
+from w2gn.applications.toy import (
+    TOY_DEFAULTS,
+    exact_w2,
+    mode_coverage,
+    on_mode_share_of_exact_samples,
+    run_toy,
+    toy_target,
+)
 from w2gn.cli import main
 from w2gn.distributions import eight_gaussians, grid_gaussians
 from w2gn.errors import W2GNUserError
@@ -51,6 +58,7 @@ def test_cli_short_run_writes_figure_and_numbers(tmp_path, capsys):
     rep = json.loads((tmp_path / "toy_8gaussians.json").read_text())
     m = rep["metrics"]
     assert rep["snapshots"] == [20, 40, 100]
+    assert rep["config"]["cycle_x"] is True  # the toy default (issue 24); --no-cycle-x drops it
     assert m["modes_total"] == 8 and 0 <= m["modes_covered"] <= 1
     assert 0 <= m["modes_covered_strict_count"] <= m["modes_covered_count"]
     # even a short run moves N(0, I) towards the mixture, in exact sample W2
@@ -60,3 +68,56 @@ def test_cli_short_run_writes_figure_and_numbers(tmp_path, capsys):
     assert Image.open(tmp_path / "toy_8gaussians.png").format == "PNG"
     assert main(args) == 2  # outputs exist and --overwrite not given
     assert "already exists" in capsys.readouterr().err
+
+
+def test_on_mode_share_of_exact_samples_is_the_chi_square_cdf():
+    assert on_mode_share_of_exact_samples(2, 3.0) == pytest.approx(1 - np.exp(-4.5), rel=1e-12)
+    mix = eight_gaussians()
+    got = mode_coverage(mix.sample(40000, torch.Generator().manual_seed(3)), mix)
+    assert got["on_mode_fraction_perfect"] == pytest.approx(0.98889, abs=1e-5)
+    assert got["on_mode_fraction"] == pytest.approx(got["on_mode_fraction_perfect"], abs=0.003)
+
+
+def _octagon_map(x: torch.Tensor, radius: float = 2.0) -> torch.Tensor:
+    """The failure of issue 24 made exact: every point pushed along its ray onto the octagon whose
+    vertices are the eight modes (mass spread over the edges, not gathered on the modes)."""
+    ang = torch.atan2(x[:, 1], x[:, 0])
+    step = np.pi / 4
+    centre = torch.floor(ang / step) * step + step / 2  # direction of the edge's midpoint
+    rho = radius * np.cos(np.pi / 8) / torch.cos(ang - centre)
+    return torch.stack([rho * ang.cos(), rho * ang.sin()], dim=1)
+
+
+@pytest.mark.slow
+def test_8gaussians_short_run_puts_mass_on_the_modes_and_spreads_the_inverse():
+    """1000 steps of the toy defaults (C.3 + R_X) against R_Y alone (Algorithm 1 as printed).
+
+    The references are computed here, not copied: the identity map and the octagon map score their own
+    on-mode fractions on the same evaluation sample. With R_Y alone the inverse stays a contraction
+    of Q (eight blobs, W2 to P several times its floor); with R_X it spreads over P.
+    """
+    torch.set_num_threads(1)
+    mix = eight_gaussians()
+    opts = dict(iterations=1000, snapshots=(), eval_samples=3000, exact_samples=1000, seed=0, progress=False)
+    fixed = run_toy("8gaussians", **opts)
+    assert TOY_DEFAULTS["cycle_x"] is True and fixed.fitted.info["config"]["cycle_x"] is True
+    identity = mode_coverage(fixed.x, mix)["on_mode_fraction"]
+    octagon = mode_coverage(_octagon_map(fixed.x.double()), mix)["on_mode_fraction"]
+    m = fixed.metrics
+    assert m["on_mode_fraction"] > identity + 0.4
+    assert m["modes_covered_strict_count"] == 8
+    only_y = run_toy("8gaussians", cycle_x=False, **opts).metrics
+    assert only_y["w2_inverse_over_floor"] > 2.0
+    assert m["w2_inverse_over_floor"] < 0.6 * only_y["w2_inverse_over_floor"]
+    assert octagon < 0.85  # what the old maps' on-mode fraction hid: an octagon still scores ~0.78
+
+
+def test_toy_cli_trains_with_r_x_unless_told_not_to():
+    import argparse
+
+    from w2gn.cli.toy import add_parser
+
+    ap = argparse.ArgumentParser()
+    add_parser(ap.add_subparsers())
+    assert ap.parse_args(["toy", "8gaussians"]).cycle_x is True
+    assert ap.parse_args(["toy", "8gaussians", "--no-cycle-x"]).cycle_x is False

@@ -68,10 +68,8 @@ def add_config_options(group: argparse._ActionsContainer, defaults: Mapping[str,
             default = None
             text = f"{text} (default: {(none_means or {})[field]})"
         if kind is bool:
-            if default:
-                group.add_argument(flag, dest=field, action=argparse.BooleanOptionalAction, default=True, help=text)
-            else:
-                group.add_argument(flag, dest=field, action="store_true", help=text)
+            # --x/--no-x in every command alike, whichever default the command has (one spelling per idea)
+            group.add_argument(flag, dest=field, action=argparse.BooleanOptionalAction, default=bool(default), help=text)
         elif isinstance(kind, (list, tuple)):
             group.add_argument(flag, dest=field, choices=list(kind), default=default, help=text)
         else:

@@ -21,7 +21,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="2-D toy experiments: N(0, I) -> Gaussian mixtures or a Swiss roll (Figures 8-10)",
         description="Fit W2GN from N(0, I) to a 2-D target with the settings of Appendix C.3 (Dense ICNN "
         f"[2; {'; '.join(map(str, d['hidden']))}] of rank {d['rank']}, {d['iterations']} steps of {d['batch_size']} "
-        f"samples, lr {d['lr']:g}, lambda {d['lambda_cycle']:g}, L1 {d['l1_penalty']:g}: the defaults below) and write "
+        f"samples, lr {d['lr']:g}, lambda {d['lambda_cycle']:g}, L1 {d['l1_penalty']:g}"
+        f"{'; plus the R_X cycle term, --no-cycle-x to drop it' if d['cycle_x'] else ''}: the defaults below) and write "
         "OUT_DIR/toy_<target>.png (input, target, forward- and inverse-mapped samples at the snapshot "
         "iterations) and OUT_DIR/toy_<target>.json (exact and sliced sample W2 between grad psi_theta # P "
         "and Q, and for mixtures the fraction of modes that receive mass).",

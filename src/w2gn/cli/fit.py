@@ -83,9 +83,15 @@ def run(args: argparse.Namespace) -> int:
         fitted = solver.fit(x, y, callback=TimeBudget(solver, budget) if budget is not None else None)
         if ctx.is_main:
             save_map(fitted, out, solver)
-            last = solver.history[-1] if solver.history else {}
-            say(f"saved {out} (W2^2 dual estimate {last.get('w2_dual', float('nan')):.6g})", quiet)
+            # in the data's coordinates (the training history's w2_dual is in the solver's frame)
+            w2 = fitted.w2_squared(_head(x), _head(y))
+            say(f"saved {out} (W2^2 dual estimate {w2:.6g} on the first {len(_head(x))} rows)", quiet)
     return 0
+
+
+def _head(rows, n: int = 10_000):
+    """The first ``n`` rows of an array or of a mapped file (:class:`~w2gn.io.stream.NpyRows`)."""
+    return rows[:n] if hasattr(rows, "__getitem__") and not hasattr(rows, "block") else rows.block(0, min(n, len(rows)))
 
 
 def save_map(fitted: TransportMap, out: Path, solver: Solver) -> None:

@@ -1,0 +1,52 @@
+"""Which frame (issue 17) to train in: one fit of the ``fit`` preset on a shipped benchmark pair with a
+given ``precondition``, under a CPU-second budget; prints forward L2-UVP, the inverse as the amortised
+grad psi_omega(y) and (with ``--refine 20``) refined on psi_theta's conjugate, as one JSON line.
+
+    PYTHONPATH=src python benchmarks/frame_ablation.py --dim 16 --precondition diagonal --budget 60
+    PYTHONPATH=src python benchmarks/frame_ablation.py --dim 32 --precondition bures --budget 300 --cycle-x
+
+One torch thread; the budget counts this process's CPU seconds (robust on a shared machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+
+from w2gn.solvers import TimeBudget, W2GNConfig, W2GNSolver
+from w2gn.solvers.presets import preset
+from w2gn.testbeds.pairs import load_pair
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dim", type=int, default=16)
+    ap.add_argument("--family", default="easy", choices=["easy", "hard"])
+    ap.add_argument("--precondition", default="diagonal", choices=["none", "standardize", "diagonal", "bures"])
+    ap.add_argument("--budget", type=float, default=60.0, help="CPU seconds of training")
+    ap.add_argument("--refine", type=int, default=20, help="inverse refinement steps to score besides the amortised map")
+    ap.add_argument("--cycle-x", action="store_true")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    pair = load_pair(args.dim, family=args.family)
+    opts = preset("fit", dim=args.dim, iterations=1_000_000, progress=False, precondition=args.precondition,
+                  cycle_x=args.cycle_x, seed=args.seed)
+    solver = W2GNSolver(W2GNConfig(**opts))
+    budget = TimeBudget(solver, args.budget, max_iterations=1_000_000)
+    t0 = time.process_time()
+    fitted = solver.fit(pair.source, pair.target, callback=lambda it, m, row: budget.aim(it, time.process_time() - t0))
+    amortised = pair.evaluate(fitted)
+    fitted.conjugate_options.update(refine_steps=args.refine, refine_method="lbfgs")
+    refined = pair.evaluate(fitted) if args.refine else amortised
+    print(json.dumps({"dim": args.dim, "family": args.family, "precondition": args.precondition, "cycle_x": args.cycle_x,
+                      "cpu_s": args.budget, "iterations": solver.iteration, "forward_uvp": amortised["forward_uvp"],
+                      "inverse_amortised_uvp": amortised["inverse_uvp"], "inverse_refined_uvp": refined["inverse_uvp"]}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,7 +1,8 @@
-"""Options and construction shared by the baselines that train Dense ICNN potentials (LSOT, MM-1, MM-2).
+"""Options and construction shared by every solver that trains Dense ICNN potentials (W2GN, LSOT, MM-1, MM-2).
 
-The field names match :class:`~w2gn.solvers.W2GNConfig`, so one dictionary of network options
-configures every method alike (the comparison harness relies on this).
+:class:`PotentialConfig` is the one home of the network and pretraining options: W2GNConfig and the
+baselines' configs inherit it, so one dictionary of network options configures every method alike
+(the comparison harness relies on this) and the defaults and checks cannot drift apart.
 """
 
 from __future__ import annotations
@@ -15,7 +16,12 @@ from ..errors import W2GNUserError
 from ..networks import DenseICNN
 from .base import SolverConfig
 from .pretrain import pretrain_identity
-from .w2gn import default_hidden
+
+
+def default_hidden(dim: int) -> list[int]:
+    """Default Dense ICNN widths ``[h0, h1, h2]`` for dimension ``D``: at least 64 units, about ``2D``."""
+    h = max(64, 2 * dim)
+    return [h, h, max(32, h // 2)]
 
 
 @dataclasses.dataclass

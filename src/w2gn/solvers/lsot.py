@@ -40,8 +40,7 @@ from ..errors import W2GNUserError
 from ..fitted_map import TransportMap
 from ..networks import DenseMap
 from .base import Solver
-from .icnn_config import PotentialConfig, adam, pretrained_potential
-from .w2gn import default_hidden
+from .icnn_config import PotentialConfig, adam, default_hidden, pretrained_potential
 
 _COST_SCALE = {"half": 1.0, "full": 2.0}
 

@@ -37,16 +37,10 @@ from ..fitted_map import TransportMap
 from ..networks import ConvexPotential, ConvICNN, DenseICNN
 from .base import (
     Solver,
-    SolverConfig,
 )
+from .icnn_config import PotentialConfig, default_hidden
 from .objective import W2GNTerms, w2gn_objective
 from .pretrain import linear_init_maps, pretrain_identity
-
-
-def default_hidden(dim: int) -> list[int]:
-    """Default Dense ICNN widths ``[h0, h1, h2]`` for dimension ``D``: at least 64 units, about ``2D``."""
-    h = max(64, 2 * dim)
-    return [h, h, max(32, h // 2)]
 
 
 def default_lr(dim: int) -> float:
@@ -65,7 +59,7 @@ def default_lr(dim: int) -> float:
 
 
 @dataclasses.dataclass
-class W2GNConfig(SolverConfig):
+class W2GNConfig(PotentialConfig):
     """Hyper-parameters of :class:`W2GNSolver` (defaults: Appendix C.1/C.4 where they apply).
 
     Network: ``hidden`` (Dense ICNN widths ``[h0; h1, ...]``, ``None`` = :func:`default_hidden`),
@@ -108,10 +102,7 @@ class W2GNConfig(SolverConfig):
     compiled graphs do not double-backward; the first step compiles for minutes on a CPU).
     """
 
-    hidden: list[int] | None = None
-    rank: int = 1
-    activation: str = "celu"
-    strong_convexity: float = 1e-6
+    # hidden, rank, activation, strong_convexity, betas, pretrain_*: PotentialConfig's (one home)
     dropout: float = 0.0
     lambda_cycle: float | None = None
     cycle_normalization: str = "coordinate"
@@ -120,10 +111,6 @@ class W2GNConfig(SolverConfig):
     correlation_on: str = "theta"
     stop_gradient: bool = True
     l1_penalty: float = 0.0
-    betas: tuple[float, float] = (0.9, 0.999)
-    pretrain_iterations: int = 1000
-    pretrain_lr: float = 1e-3
-    pretrain_tol: float = 1e-4
     refine_steps: int = 0
     refine_inverse_steps: int = 0
     refine_method: str = "lbfgs"
@@ -150,8 +137,8 @@ class W2GNConfig(SolverConfig):
             raise W2GNUserError(f"lambda_cycle must be >= 0, got {self.lambda_cycle}")
         if not (self.cycle_y or self.cycle_x):
             raise W2GNUserError("at least one of cycle_y / cycle_x must be on: W2GN needs a cycle regulariser")
-        if self.l1_penalty < 0 or self.pretrain_iterations < 0:
-            raise W2GNUserError("l1_penalty and pretrain_iterations must be >= 0")
+        if self.l1_penalty < 0:
+            raise W2GNUserError(f"l1_penalty must be >= 0, got {self.l1_penalty}")
         if self.refine_steps < 0 or self.refine_inverse_steps < 0:
             raise W2GNUserError("refine_steps and refine_inverse_steps must be >= 0")
         if self.refine_method not in ("lbfgs", "newton"):

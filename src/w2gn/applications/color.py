@@ -37,6 +37,9 @@ COLOR_DEFAULTS: dict[str, Any] = {
     "hidden": [128, 128, 64],
     "rank": 3,
     "l1_penalty": 1e-10,
+    # the colours' own means and spreads folded out (w2gn.affine_frame), as for every map fitted on raw
+    # features; the command starts from the paper preset, whose frame is "none"
+    "precondition": "diagonal",
 }
 
 #: pixels per chunk when applying a map: bounds the activations held at once (~25 MB for [3;128;128,64])

@@ -41,27 +41,35 @@ def _data(tmp_path: Path):
     return x, y
 
 
+def _launch(args: list[str], world: int = 2) -> list[subprocess.Popen]:
+    """``python -m w2gn ARGS`` as ``world`` ranks with the environment torchrun gives them."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1] / "src"),
+                                                        os.environ.get("PYTHONPATH", "")]),
+           "OMP_NUM_THREADS": "1"}
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return [subprocess.Popen([sys.executable, "-m", "w2gn", *args],
+                             env={**env, "RANK": str(r), "LOCAL_RANK": str(r), "WORLD_SIZE": str(world),
+                                  "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)},
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in range(world)]
+
+
+def _finish(procs: list[subprocess.Popen]) -> None:
+    for pr in procs:
+        _, err = pr.communicate(timeout=300)
+        assert pr.returncode == 0, err[-3000:]
+
+
 @pytest.mark.parametrize("mode", ["analytic", pytest.param("autograd", marks=pytest.mark.slow)])
 def test_two_gloo_processes_equal_one_process_on_concatenated_batches(tmp_path, mode):
     x, y = _data(tmp_path)
     out = tmp_path / "map.pt"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1] / "src"),
-                                                        os.environ.get("PYTHONPATH", "")]),
-           "OMP_NUM_THREADS": "1"}
     # the environment torchrun would give each rank (its launcher process adds only start-up time)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    cmd = [sys.executable, "-m", "w2gn", "fit", str(tmp_path / "x.npy"), str(tmp_path / "y.npy"), "-o", str(out),
-           "--quiet", "--iterations", "12", "--batch-size", "32", "--lr", "1e-2", "--hidden", "8,8,4",
-           "--pretrain-iterations", "5", "--log-every", "4", "--dtype", "float64", "--seed", "3", "--gradient-mode", mode,
-           "--ema-decay", "0", "--lr-schedule", "constant"]  # the reference below trains the plain algorithm
-    procs = [subprocess.Popen(cmd, env={**env, "RANK": str(r), "LOCAL_RANK": str(r), "WORLD_SIZE": "2",
-                                        "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)},
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in range(2)]
-    for pr in procs:
-        _, err = pr.communicate(timeout=240)
-        assert pr.returncode == 0, err[-3000:]
+    _finish(_launch(["fit", str(tmp_path / "x.npy"), str(tmp_path / "y.npy"), "-o", str(out),
+                     "--quiet", "--iterations", "12", "--batch-size", "32", "--lr", "1e-2", "--hidden", "8,8,4",
+                     "--pretrain-iterations", "5", "--log-every", "4", "--dtype", "float64", "--seed", "3",
+                     "--gradient-mode", mode, "--ema-decay", "0", "--lr-schedule", "constant"]))  # plain algorithm
     two = TransportMap.load(out)
 
     ref = ConcatenatedRanks(**OPTS, gradient_mode=mode).fit(x, y)
@@ -100,26 +108,6 @@ def test_rank_seeds_differ_and_repeat():
     seeds = {rank_seed(0, r) for r in range(8)} | {rank_seed(1, r) for r in range(8)}
     assert len(seeds) == 16
     assert rank_seed(5, 1) == rank_seed(5, 1)
-
-
-def _launch(args: list[str], world: int = 2) -> list[subprocess.Popen]:
-    """``python -m w2gn ARGS`` as ``world`` ranks with the environment torchrun gives them."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1] / "src"),
-                                                        os.environ.get("PYTHONPATH", "")]),
-           "OMP_NUM_THREADS": "1"}
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return [subprocess.Popen([sys.executable, "-m", "w2gn", *args],
-                             env={**env, "RANK": str(r), "LOCAL_RANK": str(r), "WORLD_SIZE": str(world),
-                                  "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)},
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in range(world)]
-
-
-def _finish(procs: list[subprocess.Popen]) -> None:
-    for pr in procs:
-        _, err = pr.communicate(timeout=300)
-        assert pr.returncode == 0, err[-3000:]
 
 
 def test_two_process_run_killed_with_sigkill_resumes_bit_identical(tmp_path):

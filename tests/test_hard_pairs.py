@@ -147,7 +147,7 @@ def test_generation_is_deterministic_on_a_short_run():
 @pytest.mark.slow
 def test_generation_script_reproduces_shipped_weights_bit_for_bit():
     mod = _script()
-    shipped = torch.load(ROOT / "src" / "w2gn" / "benchmarks" / "data" / "hard_d2.pt", weights_only=True)
+    shipped = torch.load(ROOT / "src" / "w2gn" / "testbeds" / "data" / "hard_d2.pt", weights_only=True)
     info = shipped["info"]
     state, summary = _deterministic(lambda: mod.make(2, check_every=info["check_every"], max_steps=info["max_steps"],
                                                      log=lambda *a, **k: None))

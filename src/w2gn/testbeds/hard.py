@@ -23,7 +23,6 @@ The trained weights ship as ``w2gn/testbeds/data/hard_d{D}.pt``; :func:`hard_pai
 from __future__ import annotations
 
 import math
-from importlib import resources
 from typing import Any
 
 import torch
@@ -32,6 +31,7 @@ from torch import nn
 from ..distributions import Sampler
 from ..errors import W2GNUserError
 from ..networks import ConvexPotential, build_potential, potential_spec, register_potential
+from .shipped import load_shipped, shipped_dims
 
 #: identity and linear (Gaussian/Bures map) L2-UVP in % of the published high-dimensional pairs
 #: (Korotin et al. 2021, Table 2 rows "L" and the identity map; D = 2 ... 64)
@@ -209,21 +209,12 @@ def hard_state_to_pair(state: dict[str, Any], source: str = "state"):
     return BenchmarkPair(f"hard-d{src.dim}", pot, src, {"family": "hard", **info})
 
 
-def _data_dir():
-    return resources.files("w2gn.testbeds") / "data"
-
-
 def hard_dims() -> list[int]:
     """Dimensions for which hard-pair weights ship with the package."""
-    return sorted(int(f.name[len("hard_d"):-3]) for f in _data_dir().iterdir()
-                  if f.name.startswith("hard_d") and f.name.endswith(".pt"))
+    return shipped_dims("hard")
 
 
 def hard_pair(dim: int):
     """The shipped hard pair in dimension ``dim`` (see :func:`hard_dims`)."""
-    f = _data_dir() / f"hard_d{int(dim)}.pt"
-    if not f.is_file():
-        raise W2GNUserError(f"no hard benchmark pair for D={dim}; available: {hard_dims()}")
-    with resources.as_file(f) as path:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    return hard_state_to_pair(state, str(f))
+    state, source = load_shipped("hard", dim)
+    return hard_state_to_pair(state, source)

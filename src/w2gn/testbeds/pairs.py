@@ -26,7 +26,6 @@ from __future__ import annotations
 import copy
 import functools
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any
 
 import torch
@@ -37,6 +36,7 @@ from ..errors import W2GNUserError
 from ..metrics import bures_map, cosine_similarity, l2_uvp
 from ..networks import ConvexPotential, DenseICNN, build_potential
 from .hard import hard_dims, hard_pair
+from .shipped import load_shipped, shipped_dims
 
 #: seeds of the fixed evaluation and reference samples (distinct from any training seed)
 EVAL_SEED = 2_000_003
@@ -286,18 +286,9 @@ def place_kinks(net: DenseICNN, x: torch.Tensor, generator: torch.Generator) -> 
         z = net._act(a - cut)
 
 
-def _data_dir():
-    return resources.files("w2gn.testbeds") / "data"
-
-
 def fitted_dims() -> list[int]:
     """Dimensions for which fitted-pair weights ship with the package."""
-    dims = []
-    for f in _data_dir().iterdir():
-        name = f.name
-        if name.startswith("fitted_d") and name.endswith(".pt"):
-            dims.append(int(name[len("fitted_d") : -3]))
-    return sorted(dims)
+    return shipped_dims("fitted")
 
 
 def fitted_state_to_pair(state: dict[str, Any], source: str = "state") -> BenchmarkPair:
@@ -314,12 +305,8 @@ def fitted_state_to_pair(state: dict[str, Any], source: str = "state") -> Benchm
 
 def fitted_pair(dim: int) -> BenchmarkPair:
     """The shipped fitted pair in dimension ``dim`` (see :func:`fitted_dims`)."""
-    f = _data_dir() / f"fitted_d{int(dim)}.pt"
-    if not f.is_file():
-        raise W2GNUserError(f"no fitted benchmark pair for D={dim}; available: {fitted_dims()}")
-    with resources.as_file(f) as path:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    return fitted_state_to_pair(state, str(f))
+    state, source = load_shipped("fitted", dim)
+    return fitted_state_to_pair(state, source)
 
 
 def load_pair(dim: int, family: str = "easy") -> BenchmarkPair:

@@ -51,7 +51,7 @@ from w2gn.testbeds.hard import (
     icnn_widths,
 )
 
-OUT = Path(__file__).resolve().parents[1] / "src" / "w2gn" / "benchmarks" / "data"
+OUT = Path(__file__).resolve().parents[1] / "src" / "w2gn" / "testbeds" / "data"
 SEED = 18_000
 #: seed of the sample of P that fixes the normalisation (m, s) and scores the checks
 CHECK_SEED = 18_001

@@ -100,7 +100,7 @@ def make(dim: int, check_every: int, max_steps: int, explore: bool = False, pret
         s = W2GNSolver(iterations=check_every, batch_size=1024, lr=1e-3, hidden=icnn_widths(dim), rank=1,
                        strong_convexity=STRONG_CONVEXITY, cycle_x=True, cycle_y=True, lambda_cycle=float(dim),
                        seed=seed, progress=False, log_every=check_every, gradient_mode="analytic",
-                       pretrain_iterations=pretrain)
+                       pretrain_iterations=pretrain, precondition="none")  # the pair is built in P's coordinates
         s.fit(src, tgt, potential=net)
         solvers.append(s)
     pub_id, pub_lin = PUBLISHED_BASELINES.get(dim, (math.inf, math.inf))
@@ -124,8 +124,8 @@ def make(dim: int, check_every: int, max_steps: int, explore: bool = False, pret
         if ((in_band or overshot) and not explore) or steps >= max_steps:
             break
         for s in solvers:  # continue both trainings where they stopped (same sampling stream)
-            s.config.iterations += check_every
-            s.run(s._p, s._q, s._gen)
+            s.set_horizon(s.iteration + check_every)
+            s.run(*s.samplers)
     info = {
         "construction": "Korotin et al. 2021 (W2 benchmark) high-dimensional pairs; scripts/make_hard_pairs.py",
         "source": "3-component grid mixture, std 0.4",

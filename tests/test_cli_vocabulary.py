@@ -266,3 +266,22 @@ def test_readme_fit_paragraph_states_the_preset():
     assert fit.options["ema_decay"] > 0 and "weight averaging" in text
     assert fit.options["refine_inverse_steps"] == 0 and "a refined inverse" not in text
     assert fit.options["precondition"] == "diagonal" and "centred, per-coordinate balanced coordinates" in text
+
+
+def test_commands_are_described_by_what_they_run():
+    """'w2gn NAME --help' opens with the docstring of the function NAME runs (``common.add_command``): one
+    text for the reader of the code and the user; without a docstring (python -OO) the one-line help."""
+    from w2gn.cli.common import add_command, doc_paragraph
+
+    described = [name for name, parser in COMMANDS.items()
+                 if doc_paragraph(parser.get_default("func")) and parser.description.startswith(
+                     doc_paragraph(parser.get_default("func")))]
+    assert {"fit", "gaussian", "transform", "resume", "export", "style-transfer", "style-apply",
+            "domain-adapt", "latent", "benchmark", "compare gaussian"} <= set(described)
+
+    def run(args):
+        return 0
+
+    sub = argparse.ArgumentParser().add_subparsers()
+    p = add_command(sub, "nothing", "does nothing", run)
+    assert p.description == "does nothing" and p.get_default("func") is run

@@ -17,7 +17,8 @@ from collections.abc import Sequence
 from ..errors import DivergenceError, W2GNUserError, WriteFailedError
 from . import benchmark, color_transfer, compare, domain_adapt, export, fit, gaussian, latent, resume, style, toy, transform
 
-#: subcommand modules; each has ``add_parser(subparsers)`` that sets ``func``
+#: subcommand modules; each has ``add_parser(subparsers)``, which registers the command with
+#: :func:`.common.add_command` (its help, its description = its ``run``'s docstring, ``func``)
 COMMANDS = [gaussian, fit, transform, resume, compare, style, domain_adapt, latent, export, benchmark, color_transfer, toy]
 
 

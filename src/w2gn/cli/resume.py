@@ -9,23 +9,16 @@ from pathlib import Path
 
 from ..checkpoint import load_latest
 from ..errors import W2GNUserError
-from .common import say
+from .common import add_command, say
 
 #: options of the recorded command line that ``resume`` replaces (with how many values they take)
 _REPLACED = {"--resume": 0, "--no-checkpoints": 0, "--checkpoint-dir": 1}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "resume",
-        help="continue a run from its newest valid checkpoint",
-        description="Continue the run whose checkpoints are in DIR: the command line recorded in the newest valid "
-        "checkpoint is replayed with --resume, from its original working folder. OPTIONS after DIR are appended "
-        "and win over the recorded ones, e.g. 'w2gn resume map.pt.ckpt --iterations 20000 --lr 1e-4 --overwrite'.",
-    )
+    p = add_command(sub, "resume", "continue a run from its newest valid checkpoint", run)
     p.add_argument("checkpoint_dir", metavar="DIR", help="checkpoint folder of the run (e.g. OUTPUT.ckpt)")
     p.add_argument("options", nargs=argparse.REMAINDER, help="options to add or change for the resumed run")
-    p.set_defaults(func=run)
 
 
 def replay_argv(recorded: list[str], checkpoint_dir: str, extra: list[str]) -> list[str]:
@@ -45,6 +38,10 @@ def replay_argv(recorded: list[str], checkpoint_dir: str, extra: list[str]) -> l
 
 
 def run(args: argparse.Namespace) -> int:
+    """Continue the run whose checkpoints are in DIR: the command line recorded in the newest valid checkpoint is
+    replayed with --resume, from its original working folder. OPTIONS after DIR are appended and win over the
+    recorded ones, e.g. 'w2gn resume map.pt.ckpt --iterations 20000 --lr 1e-4 --overwrite'.
+    """
     from . import main
 
     folder = Path(args.checkpoint_dir)

@@ -9,7 +9,17 @@ import argparse
 import math
 
 from ..applications.style import CPU_DEFAULTS, PAPER_SETTINGS
-from .common import nonneg_float, nonneg_int, positive_float, positive_int, say, write_json, write_text
+from .common import (
+    add_command,
+    doc_paragraph,
+    nonneg_float,
+    nonneg_int,
+    positive_float,
+    positive_int,
+    say,
+    write_json,
+    write_text,
+)
 from .options import add_runtime_args, add_time_budget_arg
 from .outdir import add_out_dir_arg, require_out_dir
 
@@ -38,17 +48,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "style-transfer",
-        help="fit a style map between two folders of images",
-        description="Fit a cycle-monotone map between two unpaired image folders A and B (e.g. summer and "
-        "winter photos) with two Conv ICNNs and the W2GN objective (both cycle terms, L1 penalty, identity "
-        "pretraining copied into the conjugate network), on random crops augmented as in the paper's C.8 "
-        "(rotations up to 10 degrees, horizontal flips, Gaussian noise 0.01). Writes OUT/map.pt, sample grids "
-        "OUT/grid_*.png (rows: A, A->B, A->B->A, B, B->A, B->A->B), OUT/history.json and, at the end, "
-        "OUT/metrics.json/.md (cycle error per pixel and sliced W2 distances to the other set, translated vs. "
-        "untranslated). " + _defaults_note(),
-    )
+    p = add_command(sub, "style-transfer", "fit a style map between two folders of images", run_train,
+                    description=f"{doc_paragraph(run_train)} {_defaults_note()}")
     p.add_argument("dir_a", help="folder of images of domain A (source)")
     p.add_argument("dir_b", help="folder of images of domain B (target)")
     add_out_dir_arg(p, "style_run", old=("-o", "--output-dir"), text="folder for the map, grids and metrics")
@@ -99,17 +100,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--force-resume", action="store_true", help="resume even if the data or options differ")
     add_time_budget_arg(t)
     add_runtime_args(p)
-    p.set_defaults(func=run_train)
 
 
 def _add_apply(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "style-apply",
-        help="translate images with a saved style map",
-        description="Translate images (files or folders) with a map written by 'w2gn style-transfer': A -> B by "
-        "default, B -> A with --inverse. Works on images of any size; by default they are resized like the "
-        "training images (the map's load size). Writes one PNG per input into OUT_DIR.",
-    )
+    p = add_command(sub, "style-apply", "translate images with a saved style map", run_apply)
     p.add_argument("map", help="map.pt written by 'w2gn style-transfer'")
     p.add_argument("images", nargs="+", help="image files or folders of images")
     add_out_dir_arg(p, None, old=("-o", "--output-dir"), text="folder for the translated images (created if missing)")
@@ -121,7 +115,6 @@ def _add_apply(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     # translating is deterministic: no --seed; --dtype is the precision the map runs in
     add_runtime_args(p, seed=False, dtype="precision of the translation")
-    p.set_defaults(func=run_apply)
 
 
 def _settings(args: argparse.Namespace) -> dict:
@@ -137,6 +130,13 @@ def _settings(args: argparse.Namespace) -> dict:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    """Fit a cycle-monotone map between two unpaired image folders A and B (e.g. summer and winter photos) with
+    two Conv ICNNs and the W2GN objective (both cycle terms, L1 penalty, identity pretraining copied into the
+    conjugate network), on random crops augmented as in the paper's C.8 (rotations up to 10 degrees, horizontal
+    flips, Gaussian noise 0.01). Writes OUT/map.pt, sample grids OUT/grid_*.png (rows: A, A->B, A->B->A, B,
+    B->A, B->A->B), OUT/history.json and, at the end, OUT/metrics.json/.md (cycle error per pixel and sliced W2
+    distances to the other set, translated vs. untranslated).
+    """
     import torch
 
     from ..applications.style import evaluate, metrics_markdown, train_style_transfer
@@ -197,6 +197,10 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_apply(args: argparse.Namespace) -> int:
+    """Translate images (files or folders) with a map written by 'w2gn style-transfer': A -> B by default,
+    B -> A with --inverse. Works on images of any size; by default they are resized like the training images
+    (the map's load size). Writes one PNG per input into OUT_DIR.
+    """
     import torch
     from PIL import Image
     from tqdm.auto import tqdm

@@ -17,15 +17,11 @@ from ..fitted_map import TransportMap
 from ..io import check_output_path, open_samples, save_samples
 from ..io.arrays import check_sample_file
 from ..io.stream import BLOCK_ROWS, STREAM_INPUTS, STREAM_OUTPUTS, NpyRows, finite_blocks, iter_text_blocks, sample_writer
-from .common import positive_int, say
+from .common import add_command, positive_int, say
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "transform",
-        help="apply a saved map to samples",
-        description="Map the samples in INPUT with a map saved by 'w2gn fit' (forward by default).",
-    )
+    p = add_command(sub, "transform", "apply a saved map to samples", run)
     p.add_argument("map", help="map file written by 'w2gn fit'")
     p.add_argument("input", help="file of samples to map (rows)")
     p.add_argument("-o", "--output", required=True, help="output file (.npy/.npz/.csv/.txt/.tsv/.pt)")
@@ -35,7 +31,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     # mapping is deterministic (no --seed) and runs in the map's own precision (no --dtype)
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--quiet", action="store_true", help="no message")
-    p.set_defaults(func=run)
 
 
 def _input_blocks(path: str, rows: int, dtype: np.dtype,
@@ -57,6 +52,7 @@ def _input_blocks(path: str, rows: int, dtype: np.dtype,
 
 
 def run(args: argparse.Namespace) -> int:
+    """Map the samples in INPUT with a map saved by 'w2gn fit' (forward by default)."""
     from ..errors import W2GNUserError
     from ..solvers import resolve_device
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 
 from ..applications.domain import DomainAdaptationConfig
-from .common import add_command, int_list, nonneg_float, nonneg_int, positive_float, positive_int, say, write_json
-from .options import add_config_options, add_runtime_args, config_defaults
-from .outdir import add_out_dir_arg, prepare_output_dir
+from .common import add_command, nonneg_int, positive_int, say
+from .options import add_config_options, add_runtime_args, config_defaults, map_specs
+from .outdir import add_run_dir_args, prepare_output_dir, write_report
 
 #: option rows of the LeNet and W2GN settings (DomainAdaptationConfig field -> flag); defaults from the dataclass
 LENET = {
@@ -15,15 +15,10 @@ LENET = {
     "repeats": ("--repeats", positive_int, "feature extractors / repeats (3 in Table 3)"),
 }
 W2GN = {
-    "iterations": ("--iterations", positive_int, "training steps (paper: 10000)"),
-    "batch_size": ("--batch-size", positive_int, "samples per step"),
-    "lr": ("--lr", positive_float, "Adam learning rate"),
-    "lambda_cycle": ("--lambda", nonneg_float, "cycle weight"),
-    "hidden": ("--hidden", int_list, "Dense ICNN widths"),
-    "rank": ("--rank", positive_int, "convex-quadratic rank"),
-    "l1_penalty": ("--l1", nonneg_float, "L1 weight penalty"),
-    "pretrain_iterations": ("--pretrain-iterations", nonneg_int, "identity pretraining steps (paper: 1000)"),
-    "time_budget": ("--time-budget", positive_float, "stop each map's training after this many seconds"),
+    **map_specs(["iterations", "batch_size", "lr", "lambda_cycle", "hidden", "rank", "l1_penalty", "pretrain_iterations",
+                 "time_budget"], iterations="training steps (paper: 10000)",
+                pretrain_iterations="identity pretraining steps (paper: 1000)",
+                time_budget="stop each map's training after this many seconds"),
     "emd_samples": ("--emd-samples", positive_int, "rows per domain for discrete OT"),
 }
 
@@ -31,8 +26,7 @@ W2GN = {
 def add_parser(sub: argparse._SubParsersAction) -> None:
     d = config_defaults(DomainAdaptationConfig)
     p = add_command(sub, "domain-adapt", "USPS -> MNIST domain adaptation with LeNet features and 1-NN accuracy (paper C.7)", run)
-    add_out_dir_arg(p, "domain_adaptation")
-    p.add_argument("--overwrite", action="store_true", help="replace the outputs of an earlier run in OUT_DIR")
+    add_run_dir_args(p, "domain_adaptation")
     g = p.add_argument_group("data")
     g.add_argument("--source", choices=["auto", "usps", "digits"], default=d["source"],
                    help="source domain: auto (USPS if found, else scikit-learn digits), usps, digits")
@@ -58,8 +52,6 @@ def run(args: argparse.Namespace) -> int:
     OUT_DIR/table.md.
     """
     from ..applications.domain import markdown_table, run_domain_adaptation
-    from .common import write_text
-
     out = prepare_output_dir(args.out_dir, args.overwrite)
     fields = {k: getattr(args, k) for k in (*LENET, *W2GN)}
     cfg = DomainAdaptationConfig(
@@ -67,9 +59,6 @@ def run(args: argparse.Namespace) -> int:
         **fields, seed=args.seed, device=args.device, dtype=args.dtype, progress=not args.quiet,
     )
     report = run_domain_adaptation(cfg, log=lambda s: say(s, args.quiet))
-    table = markdown_table(report)
-    write_json(out / "report.json", report)
-    write_text(out / "table.md", table)
-    print(table, end="")
+    write_report(out, report, markdown_table(report))
     say(f"wrote {out / 'report.json'} and {out / 'table.md'}", args.quiet)
     return 0

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 
 from ..applications.latent import LatentConfig
-from .common import add_command, int_list, nonneg_float, nonneg_int, positive_float, positive_int, say, write_json
-from .options import add_config_options, add_runtime_args, config_defaults
-from .outdir import add_out_dir_arg, prepare_output_dir
+from .common import add_command, nonneg_int, positive_int, say
+from .options import add_config_options, add_runtime_args, config_defaults, map_specs
+from .outdir import add_run_dir_args, prepare_output_dir, write_report
 
 #: option rows (LatentConfig field -> flag); the defaults are LatentConfig's
 DATA = {
@@ -19,16 +19,8 @@ AUTOENCODER = {
     "ae_epochs": ("--ae-epochs", positive_int, "autoencoder epochs"),
     "ae_width": ("--ae-width", positive_int, "channels of the first conv layer"),
 }
-W2GN = {
-    "iterations": ("--iterations", positive_int, "training steps (paper: 100000, impossible on a CPU)"),
-    "batch_size": ("--batch-size", positive_int, "samples per step"),
-    "lr": ("--lr", positive_float, "Adam learning rate"),
-    "lambda_cycle": ("--lambda", nonneg_float, "cycle weight"),
-    "hidden": ("--hidden", int_list, "Dense ICNN widths"),
-    "rank": ("--rank", positive_int, "convex-quadratic rank"),
-    "pretrain_iterations": ("--pretrain-iterations", nonneg_int, "identity pretraining steps"),
-    "time_budget": ("--time-budget", positive_float, "stop the map's training after this many seconds"),
-}
+W2GN = map_specs(["iterations", "batch_size", "lr", "lambda_cycle", "hidden", "rank", "pretrain_iterations", "time_budget"],
+                 iterations="training steps (paper: 100000, impossible on a CPU)")
 EVALUATION = {
     "fid_images": ("--fid-images", positive_int, "images per FID set (Inception costs ~0.35 s per image on one CPU core)"),
     "density_samples": ("--density-samples", nonneg_int,
@@ -39,8 +31,7 @@ EVALUATION = {
 def add_parser(sub: argparse._SubParsersAction) -> None:
     d = config_defaults(LatentConfig)
     p = add_command(sub, "latent", "autoencoder latent-space OT from N(0, I), scored by FID (paper 5.2, C.5)", run)
-    add_out_dir_arg(p, "latent_ot")
-    p.add_argument("--overwrite", action="store_true", help="replace the outputs of an earlier run in OUT_DIR")
+    add_run_dir_args(p, "latent_ot")
     g = p.add_argument_group("data")
     g.add_argument("--dataset", choices=["auto", "celeba", "folder", "mnist"], default=d["dataset"],
                    help="auto (CelebA folder if found, else MNIST), celeba, folder (needs --path), mnist")
@@ -65,8 +56,6 @@ def run(args: argparse.Namespace) -> int:
     row Dec(Z), 2nd row Dec(grad psi(Z))), latent_pca.png (Figure 15), latent_map.pt and autoencoder.pt.
     """
     from ..applications.latent import markdown_table, run_latent
-    from .common import write_text
-
     if args.dataset == "folder" and args.path is None:
         from ..errors import W2GNUserError
 
@@ -76,9 +65,6 @@ def run(args: argparse.Namespace) -> int:
     cfg = LatentConfig(dataset=args.dataset, path=args.path, limit=args.limit or None, **fields, seed=args.seed,
                        device=args.device, dtype=args.dtype, progress=not args.quiet)
     report = run_latent(cfg, out_dir=out, log=lambda s: say(s, args.quiet), fid=not args.no_fid)
-    table = markdown_table(report)
-    write_json(out / "report.json", report)
-    write_text(out / "table.md", table)
-    print(table, end="")
+    write_report(out, report, markdown_table(report))
     say(f"wrote {out}/report.json, table.md, samples.png, latent_pca.png, latent_map.pt, autoencoder.pt", args.quiet)
     return 0

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..solvers.base import SolverConfig
@@ -137,6 +137,28 @@ ACCURACY_SPECS: dict[str, Spec] = {
     "ema_decay": ("--ema-decay", nonneg_float, "weight averaging decay, 0 = off"),
     "init": ("--init", ["identity", "linear"], "pretrain to the identity or to the best linear map"),
 }
+
+
+#: help of the W2GN map options of the application commands (domain-adapt, latent) where it is shorter than
+#: TRAINING_SPECS' (their flags and types are TRAINING_SPECS': one spelling per idea)
+_MAP_HELP = {
+    "batch_size": "samples per step",
+    "lambda_cycle": "cycle weight",
+    "hidden": "Dense ICNN widths",
+    "rank": "convex-quadratic rank",
+    "time_budget": "stop the map's training after this many seconds",
+}
+
+
+def map_specs(fields: Iterable[str], **help: str) -> dict[str, Spec]:
+    """Rows for the W2GN map settings ``fields`` of an application config (``iterations``, ..., ``time_budget``
+    of :class:`~w2gn.applications.domain.DomainAdaptationConfig` or :class:`~w2gn.applications.latent.LatentConfig`):
+    flag and type as in :data:`TRAINING_SPECS` (``--time-budget``: seconds), the help ``help[field]`` if given."""
+    rows: dict[str, Spec] = {}
+    for field in fields:
+        flag, kind, text = ("--time-budget", positive_float, "") if field == "time_budget" else TRAINING_SPECS[field]
+        rows[field] = (flag, kind, help.get(field, _MAP_HELP.get(field, text)))
+    return rows
 
 
 def add_time_budget_arg(p: argparse._ActionsContainer, default: float | None = None, none_means: str = "none",

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from ..errors import W2GNUserError
+from ..io.reports import write_json, write_text
 
 
 def add_out_dir_arg(p: argparse.ArgumentParser, default: str | None, old: tuple[str, ...] = ("-o", "--output"),
@@ -18,6 +19,20 @@ def add_out_dir_arg(p: argparse.ArgumentParser, default: str | None, old: tuple[
                    help=text if default is not None else f"{text} (required)")
     if old:
         p.add_argument(*old, dest="out_dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+
+def add_run_dir_args(p: argparse.ArgumentParser, default: str) -> None:
+    """``--out-dir DIR`` and ``--overwrite`` of a command that writes one run (``report.json`` and more)
+    into a folder: :func:`prepare_output_dir` checks them, :func:`write_report` writes the report."""
+    add_out_dir_arg(p, default)
+    p.add_argument("--overwrite", action="store_true", help="replace the outputs of an earlier run in OUT_DIR")
+
+
+def write_report(out: Path, report: dict, table: str) -> None:
+    """A run's ``OUT_DIR/report.json`` and its Markdown ``OUT_DIR/table.md``; the table is printed too."""
+    write_json(out / "report.json", report)
+    write_text(out / "table.md", table)
+    print(table, end="")
 
 
 def require_out_dir(path: str | os.PathLike | None) -> Path:

@@ -27,7 +27,6 @@ FIT = ["--iterations", "3", "--batch-size", "8", "--hidden", "4,4", "--pretrain-
 ROOT = os.geteuid() == 0 if hasattr(os, "geteuid") else False
 
 
-
 @pytest.fixture(scope="module")
 def maps(tmp_path_factory):
     """Tiny fitted maps for D = 2 and D = 3 (the latter for image pixels)."""
@@ -49,206 +48,154 @@ def _run(argv):
         return exc.code
 
 
-def _npy(path: Path, arr) -> Path:
-    np.save(path, np.asarray(arr))
-    return path
-
-
 def _rgb_pixels():
     rng = np.random.default_rng(1)
     return rng.integers(0, 256, size=(6, 5, 3), dtype=np.uint8)
 
 
 # -------------------------------------------------------------------------------------------- rows
-def row_dimension_mismatch(t, maps):
-    return ["fit", _npy(t / "x.npy", np.ones((20, 2))), _npy(t / "y.npy", np.ones((20, 3))), "-o", t / "out.pt", *FIT]
+#: the default samples of a row's files: 20 rows in D = 2
+ONES = np.ones((20, 2))
+#: a checkpoint cut short (5 of the 5000 bytes its header announces)
+TRUNCATED_CKPT = b"W2GN-CKPT 1 5000 " + b"0" * 64 + b"\nshort"
 
 
-def row_transform_dimension(t, maps):
-    return ["transform", maps[2], _npy(t / "x.npy", np.ones((20, 3))), "-o", t / "out.npy"]
+def _file(t: Path, name: str, content) -> Path:
+    """``t/name`` holding ``content``: an array (.npy), text or bytes."""
+    path = t / name
+    if isinstance(content, str):
+        path.write_text(content)
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        np.save(path, np.asarray(content))
+    return path
 
 
-def row_nan_in_data(t, maps):
+def _fit_argv(t, *opts, x=ONES, y=ONES, out="out.pt"):
+    """'w2gn fit' from x to y (arrays saved as t/x.npy and t/y.npy, or paths) into t/out, with FIT then opts."""
+    xs = x if isinstance(x, Path) else _file(t, "x.npy", x)
+    ys = y if isinstance(y, Path) else _file(t, "y.npy", y)
+    return ["fit", xs, ys, "-o", t / out, *FIT, *opts]
+
+
+def _fit_with(*opts, x=ONES, y=ONES):
+    """A row: :func:`_fit_argv` of these options and samples."""
+    return lambda t, maps: _fit_argv(t, *opts, x=x, y=y)
+
+
+def _transform_argv(t, maps, source: Path, dim: int = 2, out: Path | None = None):
+    """'w2gn transform' of the file ``source`` with the D-dimensional map into ``out`` (t/out.npy)."""
+    return ["transform", maps[dim], source, "-o", t / "out.npy" if out is None else out]
+
+
+def _transform_of(name: str, content, dim: int = 2):
+    """A row: :func:`_transform_argv` of the input file ``t/name`` holding ``content`` (see :func:`_file`)."""
+    return lambda t, maps: _transform_argv(t, maps, _file(t, name, content), dim)
+
+
+def _nan_rows():
     x = np.random.default_rng(0).random((20, 2))
     x[3, 1] = np.nan
-    return ["fit", _npy(t / "x.npy", x), _npy(t / "y.npy", np.ones((20, 2))), "-o", t / "out.pt", *FIT]
-
-
-def row_inf_in_csv(t, maps):
-    (t / "x.csv").write_text("1,2\n3,inf\n5,6\n")
-    return ["transform", maps[2], t / "x.csv", "-o", t / "out.npy"]
-
-
-def row_empty_file(t, maps):
-    (t / "x.npy").write_bytes(b"")
-    return ["transform", maps[2], t / "x.npy", "-o", t / "out.npy"]
-
-
-def row_empty_array(t, maps):
-    return ["transform", maps[2], _npy(t / "x.npy", np.zeros((0, 2))), "-o", t / "out.npy"]
-
-
-def row_one_d_array(t, maps):
-    return ["transform", maps[2], _npy(t / "x.npy", np.ones(20)), "-o", t / "out.npy"]
-
-
-def row_non_numeric_csv(t, maps):
-    (t / "x.csv").write_text("a,b\n1.0,2.0\n3.0,abc\n")
-    return ["transform", maps[2], t / "x.csv", "-o", t / "out.npy"]
-
-
-def row_half_numeric_first_line(t, maps):
-    # a first line with numbers in it is data, not a header: its text cell is an error, not skipped
-    (t / "x.csv").write_text("1.0,abc\n1.0,2.0\n3.0,4.0\n")
-    return ["transform", maps[2], t / "x.csv", "-o", t / "out.npy"]
-
-
-def row_one_row_source(t, maps):
-    return ["fit", _npy(t / "x.npy", np.ones((1, 2))), _npy(t / "y.npy", np.ones((20, 2))), "-o", t / "out.pt", *FIT]
-
-
-def row_fewer_rows_than_dimension(t, maps):
-    # 4 rows in D = 4 (batch 2): no 4-dimensional distribution is spanned by them
-    return ["fit", _npy(t / "x.npy", np.ones((20, 4))), _npy(t / "y.npy", np.ones((4, 4))), "-o", t / "out.pt", *FIT,
-            "--batch-size", "2"]
-
-
-def row_header_and_too_few_rows(t, maps):
-    # the header notice waits until the input is accepted: a refused file still gives one line
-    (t / "x.csv").write_text("a,b\n1.0,2.0\n3.0,4.0\n")
-    return ["fit", t / "x.csv", _npy(t / "y.npy", np.ones((20, 2))), "-o", t / "out.pt", *FIT]
-
-
-def row_fit_output_not_pt(t, maps):
-    return ["fit", _npy(t / "x.npy", np.ones((20, 2))), _npy(t / "y.npy", np.ones((20, 2))), "-o", t / "out.xyz", *FIT]
-
-
-def row_missing_file(t, maps):
-    return ["transform", maps[2], t / "nope.npy", "-o", t / "out.npy"]
+    return x
 
 
 def row_unreadable_file(t, maps):
-    f = _npy(t / "x.npy", np.ones((5, 2)))
+    f = _file(t, "x.npy", np.ones((5, 2)))
     f.chmod(0)  # as root, the row runs as 'nobody' (see _unprivileged), to whom the OS refuses it
-    return ["transform", maps[2], f, "-o", t / "out.npy"]
-
-
-def row_unknown_extension(t, maps):
-    (t / "x.xyz").write_text("1,2\n")
-    return ["transform", maps[2], t / "x.xyz", "-o", t / "out.npy"]
-
-
-def row_fake_image(t, maps):
-    (t / "x.png").write_text("this is not a PNG\n")
-    return ["transform", maps[3], t / "x.png", "-o", t / "out.npy"]
+    return _transform_argv(t, maps, f)
 
 
 def row_truncated_image(t, maps):
     Image.fromarray(_rgb_pixels()).save(t / "full.png")
-    (t / "x.png").write_bytes((t / "full.png").read_bytes()[:60])
-    return ["transform", maps[3], t / "x.png", "-o", t / "out.npy"]
+    return _transform_argv(t, maps, _file(t, "x.png", (t / "full.png").read_bytes()[:60]), dim=3)
 
 
 def row_rgba_transparent_image(t, maps):
     rgba = np.dstack([_rgb_pixels(), np.full((6, 5), 128, np.uint8)])
     Image.fromarray(rgba, "RGBA").save(t / "x.png")
-    return ["transform", maps[3], t / "x.png", "-o", t / "out.npy"]
+    return _transform_argv(t, maps, t / "x.png", dim=3)
+
+
+def _checkpoint_folder(t: Path, content: bytes, name: str = "ck") -> Path:
+    """``t/name`` holding one checkpoint file with ``content``."""
+    (t / name).mkdir()
+    _file(t / name, "ckpt-000000010.ckpt", content)
+    return t / name
 
 
 def row_truncated_checkpoint(t, maps):
-    d = t / "ck"
-    d.mkdir()
-    (d / "ckpt-000000010.ckpt").write_bytes(b"W2GN-CKPT 1 5000 " + b"0" * 64 + b"\nshort")
-    return ["resume", d]
+    return ["resume", _checkpoint_folder(t, TRUNCATED_CKPT)]
 
 
 def row_truncated_checkpoint_fit(t, maps):
-    d = t / "ck"
-    d.mkdir()
-    (d / "ckpt-000000010.ckpt").write_bytes(b"W2GN-CKPT 1 5000 " + b"0" * 64 + b"\nshort")
-    return ["fit", _npy(t / "x.npy", np.ones((20, 2))), _npy(t / "y.npy", np.ones((20, 2))), "-o", t / "out.pt",
-            "--checkpoint-dir", d, "--resume", *FIT]
+    return _fit_argv(t, "--checkpoint-dir", _checkpoint_folder(t, TRUNCATED_CKPT), "--resume")
 
 
 def row_foreign_checkpoint(t, maps):
-    d = t / "ck"
-    d.mkdir()
-    (d / "ckpt-000000010.ckpt").write_bytes(Path(maps[2]).read_bytes())  # a map file, not a checkpoint
-    return ["resume", d]
+    return ["resume", _checkpoint_folder(t, Path(maps[2]).read_bytes())]  # a map file, not a checkpoint
 
 
 def row_checkpoints_of_earlier_run(t, maps):
-    d = t / "out.pt.ckpt"
-    d.mkdir()
-    (d / "ckpt-000000010.ckpt").write_bytes(b"an earlier run's")
-    return ["fit", _npy(t / "x.npy", np.ones((20, 2))), _npy(t / "y.npy", np.ones((20, 2))), "-o", t / "out.pt", *FIT]
+    _checkpoint_folder(t, b"an earlier run's", name="out.pt.ckpt")
+    return _fit_argv(t)
 
 
 def row_truncated_map(t, maps):
     data = Path(maps[2]).read_bytes()
-    (t / "m.pt").write_bytes(data[: len(data) // 2])
-    return ["transform", t / "m.pt", _npy(t / "x.npy", np.ones((5, 2))), "-o", t / "out.npy"]
+    return ["transform", _file(t, "m.pt", data[: len(data) // 2]), _file(t, "x.npy", np.ones((5, 2))), "-o", t / "out.npy"]
 
 
 def row_foreign_map(t, maps):
     torch.save({"weights": torch.zeros(3)}, t / "m.pt")
-    return ["transform", t / "m.pt", _npy(t / "x.npy", np.ones((5, 2))), "-o", t / "out.npy"]
-
-
-def row_output_missing_folder(t, maps):
-    return ["transform", maps[2], _npy(t / "x.npy", np.ones((5, 2))), "-o", t / "no" / "out.npy"]
+    return ["transform", t / "m.pt", _file(t, "x.npy", np.ones((5, 2))), "-o", t / "out.npy"]
 
 
 def row_output_read_only_folder(t, maps):
     ro = t / "ro"
     ro.mkdir()
     ro.chmod(0o555)  # as root, the row runs as 'nobody' (see _unprivileged), to whom the OS refuses it
-    return ["transform", maps[2], _npy(t / "x.npy", np.ones((5, 2))), "-o", ro / "out.npy"]
+    return _transform_argv(t, maps, _file(t, "x.npy", np.ones((5, 2))), out=ro / "out.npy")
 
 
-def row_output_exists(t, maps):
-    (t / "out.npy").write_bytes(b"precious")
-    return ["transform", maps[2], _npy(t / "x.npy", np.ones((5, 2))), "-o", t / "out.npy"]
-
-
-def row_output_exists_fit(t, maps):
-    (t / "out.pt").write_bytes(b"precious")
-    return ["fit", _npy(t / "x.npy", np.ones((20, 2))), _npy(t / "y.npy", np.ones((20, 2))), "-o", t / "out.pt", *FIT]
-
-
-def row_output_exists_gaussian(t, maps):
-    (t / "gaussian_D2.json").write_bytes(b"precious")
-    return ["gaussian", "--dim", "2", "--out-dir", t, *FIT]
-
-
-def _fit_with(*opts):
+def _precious(name: str, argv):
+    """A row: ``argv(t, maps)`` with the output ``t/name`` already there (it must survive)."""
     def row(t, maps):
-        return ["fit", _npy(t / "x.npy", np.ones((20, 2))), _npy(t / "y.npy", np.ones((20, 2))), "-o", t / "out.pt",
-                *FIT, *opts]
+        _file(t, name, b"precious")
+        return argv(t, maps)
     return row
 
 
 # name -> (build argv, message regex, output that must not appear)
 ROWS = {
-    "dimension mismatch source/target": (row_dimension_mismatch, r"x\.npy has 2 columns but .*y\.npy has 3", "out.pt"),
-    "transform input of another dimension": (row_transform_dimension, r"x\.npy: has 3 columns but the map is for dimension 2",
-                                             "out.npy"),
-    "NaN in data": (row_nan_in_data, r"x\.npy: contains NaN or inf values in 1 row", "out.pt"),
-    "inf in CSV": (row_inf_in_csv, r"x\.csv: contains NaN or inf values in 1 row", "out.npy"),
-    "empty file": (row_empty_file, r"x\.npy: the file is empty", "out.npy"),
-    "empty array": (row_empty_array, r"x\.npy: is empty \(shape \(0, 2\)\)", "out.npy"),
-    "1-D array": (row_one_d_array, r"x\.npy: expected a 2-D array of samples .* got shape \(20,\)", "out.npy"),
-    "non-numeric CSV cell": (row_non_numeric_csv, r"x\.csv: line 3 has a non-numeric cell 'abc'", "out.npy"),
-    "first line half numeric": (row_half_numeric_first_line, r"x\.csv: line 1 has a non-numeric cell 'abc'", "out.npy"),
-    "one-row source (fit)": (row_one_row_source, r"x\.npy: has 1 samples, fewer than the 8 a fit needs", "out.pt"),
-    "fewer rows than dimension + 1 (fit)": (row_fewer_rows_than_dimension,
+    "dimension mismatch source/target": (_fit_with(y=np.ones((20, 3))), r"x\.npy has 2 columns but .*y\.npy has 3", "out.pt"),
+    "transform input of another dimension": (_transform_of("x.npy", np.ones((20, 3))),
+                                             r"x\.npy: has 3 columns but the map is for dimension 2", "out.npy"),
+    "NaN in data": (_fit_with(x=_nan_rows()), r"x\.npy: contains NaN or inf values in 1 row", "out.pt"),
+    "inf in CSV": (_transform_of("x.csv", "1,2\n3,inf\n5,6\n"), r"x\.csv: contains NaN or inf values in 1 row", "out.npy"),
+    "empty file": (_transform_of("x.npy", b""), r"x\.npy: the file is empty", "out.npy"),
+    "empty array": (_transform_of("x.npy", np.zeros((0, 2))), r"x\.npy: is empty \(shape \(0, 2\)\)", "out.npy"),
+    "1-D array": (_transform_of("x.npy", np.ones(20)), r"x\.npy: expected a 2-D array of samples .* got shape \(20,\)",
+                  "out.npy"),
+    "non-numeric CSV cell": (_transform_of("x.csv", "a,b\n1.0,2.0\n3.0,abc\n"),
+                             r"x\.csv: line 3 has a non-numeric cell 'abc'", "out.npy"),
+    # a first line with numbers in it is data, not a header: its text cell is an error, not skipped
+    "first line half numeric": (_transform_of("x.csv", "1.0,abc\n1.0,2.0\n3.0,4.0\n"),
+                                r"x\.csv: line 1 has a non-numeric cell 'abc'", "out.npy"),
+    "one-row source (fit)": (_fit_with(x=np.ones((1, 2))), r"x\.npy: has 1 samples, fewer than the 8 a fit needs", "out.pt"),
+    # 4 rows in D = 4 (batch 2): no 4-dimensional distribution is spanned by them
+    "fewer rows than dimension + 1 (fit)": (_fit_with("--batch-size", "2", x=np.ones((20, 4)), y=np.ones((4, 4))),
                                             r"y\.npy: has 4 samples, fewer than the 5 a fit needs", "out.pt"),
-    "header and too few rows (fit)": (row_header_and_too_few_rows, r"x\.csv: has 2 samples, fewer than the 8", "out.pt"),
-    "fit output not .pt": (row_fit_output_not_pt, r"out\.xyz: a fitted map is saved as a \.pt file", "out.xyz"),
-    "missing file": (row_missing_file, r"nope\.npy: no such file", "out.npy"),
+    # the header notice waits until the input is accepted: a refused file still gives one line
+    "header and too few rows (fit)": (lambda t, maps: _fit_argv(t, x=_file(t, "x.csv", "a,b\n1.0,2.0\n3.0,4.0\n")),
+                                      r"x\.csv: has 2 samples, fewer than the 8", "out.pt"),
+    "fit output not .pt": (lambda t, maps: _fit_argv(t, out="out.xyz"), r"out\.xyz: a fitted map is saved as a \.pt file",
+                           "out.xyz"),
+    "missing file": (lambda t, maps: _transform_argv(t, maps, t / "nope.npy"), r"nope\.npy: no such file", "out.npy"),
     "unreadable file": (row_unreadable_file, r"x\.npy: cannot be read \(permission denied\)", "out.npy"),
-    "unknown extension": (row_unknown_extension, r"x\.xyz: unknown file extension '\.xyz'; use one of", "out.npy"),
-    "file claiming to be an image": (row_fake_image, r"x\.png: is not an image Pillow can read", "out.npy"),
+    "unknown extension": (_transform_of("x.xyz", "1,2\n"), r"x\.xyz: unknown file extension '\.xyz'; use one of", "out.npy"),
+    "file claiming to be an image": (_transform_of("x.png", "this is not a PNG\n", dim=3),
+                                     r"x\.png: is not an image Pillow can read", "out.npy"),
     "truncated image": (row_truncated_image, r"x\.png: (damaged or truncated image|is not an image)", "out.npy"),
     "RGBA image with transparency": (row_rgba_transparent_image, r"x\.png: has transparent pixels \(100\.0% of the image\)",
                                      "out.npy"),
@@ -262,12 +209,16 @@ ROWS = {
                                             r"out\.pt\.ckpt: holds checkpoints of an earlier run .*pass --resume", "out.pt"),
     "truncated map file": (row_truncated_map, r"m\.pt: cannot be read as a w2gn map \(truncated or foreign file", "out.npy"),
     "foreign map file": (row_foreign_map, r"m\.pt: not a w2gn map file", "out.npy"),
-    "output in a missing folder": (row_output_missing_folder, r"out\.npy: the folder .*no does not exist", "no/out.npy"),
+    "output in a missing folder": (lambda t, maps: _transform_argv(t, maps, _file(t, "x.npy", np.ones((5, 2))),
+                                                                   out=t / "no" / "out.npy"),
+                                   r"out\.npy: the folder .*no does not exist", "no/out.npy"),
     "output in a read-only folder": (row_output_read_only_folder, r"out\.npy: the folder .*ro is not writable",
                                      "ro/out.npy"),
-    "output exists (transform)": (row_output_exists, r"out\.npy: already exists; pass --overwrite", None),
-    "output exists (fit)": (row_output_exists_fit, r"out\.pt: already exists; pass --overwrite", None),
-    "output exists (gaussian)": (row_output_exists_gaussian, r"gaussian_D2\.json: already exists; pass --overwrite", None),
+    "output exists (transform)": (_precious("out.npy", _transform_of("x.npy", np.ones((5, 2)))),
+                                  r"out\.npy: already exists; pass --overwrite", None),
+    "output exists (fit)": (_precious("out.pt", _fit_with()), r"out\.pt: already exists; pass --overwrite", None),
+    "output exists (gaussian)": (_precious("gaussian_D2.json", lambda t, maps: ["gaussian", "--dim", "2", "--out-dir", t, *FIT]),
+                                 r"gaussian_D2\.json: already exists; pass --overwrite", None),
     "negative batch size": (_fit_with("--batch-size", "-5"), r"--batch-size: expected a positive integer, got -5", "out.pt"),
     "zero batch size": (_fit_with("--batch-size", "0"), r"--batch-size: expected a positive integer, got 0", "out.pt"),
     "negative iterations": (_fit_with("--iterations", "-1"), r"--iterations: expected a positive integer, got -1", "out.pt"),
@@ -384,7 +335,7 @@ def _rgba_opaque(t):
 def test_image_kinds_convert_through_the_cli(make, tmp_path, maps, capsys):
     expected = make(tmp_path).reshape(-1, 3)
     assert _run(["transform", maps[3], tmp_path / "in.png", "-o", tmp_path / "out.npy", "--quiet"]) == 0
-    assert _run(["transform", maps[3], _npy(tmp_path / "ref.npy", expected), "-o", tmp_path / "ref_out.npy", "--quiet"]) == 0
+    assert _run(["transform", maps[3], _file(tmp_path, "ref.npy", expected), "-o", tmp_path / "ref_out.npy", "--quiet"]) == 0
     np.testing.assert_allclose(np.load(tmp_path / "out.npy"), np.load(tmp_path / "ref_out.npy"), rtol=1e-6, atol=1e-6)
 
 
@@ -403,7 +354,7 @@ def test_text_header_is_skipped_and_said(tmp_path, maps, capsys):
 
 
 def test_overwrite_replaces_and_debug_shows_traceback(tmp_path, maps, capsys):
-    x = _npy(tmp_path / "x.npy", np.ones((5, 2)))
+    x = _file(tmp_path, "x.npy", np.ones((5, 2)))
     (tmp_path / "out.npy").write_bytes(b"old")
     assert _run(["transform", maps[2], x, "-o", tmp_path / "out.npy", "--overwrite", "--quiet"]) == 0
     assert np.load(tmp_path / "out.npy").shape == (5, 2)
@@ -423,7 +374,7 @@ def test_resume_of_python_run_is_refused(tmp_path, capsys):
 
 
 def test_disk_full_exit_1_and_nothing_half_written(tmp_path, capsys, monkeypatch):
-    x = _npy(tmp_path / "x.npy", np.random.default_rng(0).random((20, 2)))
+    x = _file(tmp_path, "x.npy", np.random.default_rng(0).random((20, 2)))
 
     def full(obj, f, *a, **k):
         f.write(b"partial")  # torch.save is given the open temporary file (see atomic_torch_save)

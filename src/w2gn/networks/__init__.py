@@ -9,6 +9,7 @@ from .conv_icnn import ConvICNN
 from .convex_quadratic import ConvexQuadratic
 from .dense_icnn import DenseICNN
 from .map_network import MAP_NETWORKS, DenseMap, MapNetwork, build_map_network, map_network_spec
+from .registry import describe, rebuild
 
 #: name -> class, used to rebuild a potential from a saved configuration
 POTENTIALS: dict[str, type[ConvexPotential]] = {"DenseICNN": DenseICNN, "ConvICNN": ConvICNN}
@@ -22,15 +23,12 @@ def register_potential(cls: type[ConvexPotential]) -> type[ConvexPotential]:
 
 def potential_spec(potential: ConvexPotential) -> dict[str, Any]:
     """A plain-data description ``{"type": ..., "config": {...}}`` of a potential's architecture."""
-    return {"type": type(potential).__name__, "config": potential.config()}
+    return describe(potential)
 
 
 def build_potential(spec: dict[str, Any]) -> ConvexPotential:
     """Rebuild a potential (untrained weights) from :func:`potential_spec`'s output."""
-    kind = spec.get("type")
-    if kind not in POTENTIALS:
-        raise ValueError(f"unknown potential type {kind!r}; known: {sorted(POTENTIALS)}")
-    return POTENTIALS[kind](**spec.get("config", {}))
+    return rebuild(POTENTIALS, spec, "potential")
 
 
 __all__ = [

@@ -14,6 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .registry import describe, rebuild
+
 _ACTIVATIONS = {"relu": nn.ReLU, "celu": nn.CELU, "softplus": nn.Softplus, "tanh": nn.Tanh}
 
 
@@ -102,12 +104,9 @@ MAP_NETWORKS: dict[str, type[MapNetwork]] = {"DenseMap": DenseMap}
 
 def map_network_spec(net: MapNetwork) -> dict[str, Any]:
     """``{"type": ..., "config": {...}}`` describing ``net``'s architecture."""
-    return {"type": type(net).__name__, "config": net.config()}
+    return describe(net)
 
 
 def build_map_network(spec: dict[str, Any]) -> MapNetwork:
     """Rebuild a map network (untrained weights) from :func:`map_network_spec`'s output."""
-    kind = spec.get("type")
-    if kind not in MAP_NETWORKS:
-        raise ValueError(f"unknown map network type {kind!r}; known: {sorted(MAP_NETWORKS)}")
-    return MAP_NETWORKS[kind](**spec.get("config", {}))
+    return rebuild(MAP_NETWORKS, spec, "map network")

@@ -140,19 +140,20 @@ class BenchmarkPair:
         raise ValueError(f"unknown method {method!r}; use 'newton' or 'lbfgs'")
 
     # -------------------------------------------------------------------------------- statistics
-    @functools.cached_property
-    def _reference(self) -> dict[str, torch.Tensor]:
-        g = torch.Generator().manual_seed(REFERENCE_SEED)
+    def _fixed_sample(self, n: int, seed: int) -> dict[str, torch.Tensor]:
+        """``n`` source points ``x`` (float64, CPU, from ``seed``) and their images ``y`` under the true map."""
+        g = torch.Generator().manual_seed(seed)
         src = copy.deepcopy(self.source).to("cpu", torch.float64)
-        x = src.sample(100_000, g)
+        x = src.sample(n, g)
         return {"x": x, "y": self.forward_map(x)}
 
     @functools.cached_property
+    def _reference(self) -> dict[str, torch.Tensor]:
+        return self._fixed_sample(100_000, REFERENCE_SEED)
+
+    @functools.cached_property
     def _eval(self) -> dict[str, torch.Tensor]:
-        g = torch.Generator().manual_seed(EVAL_SEED)
-        src = copy.deepcopy(self.source).to("cpu", torch.float64)
-        x = src.sample(16_384, g)
-        return {"x": x, "y": self.forward_map(x)}
+        return self._fixed_sample(16_384, EVAL_SEED)
 
     @property
     def source_variance(self) -> float:

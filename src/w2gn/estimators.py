@@ -92,15 +92,14 @@ class BaseMapTransport(TransformerMixin, BaseEstimator, auto_wrap_output_keys=No
     def __init__(self, method: str = "w2gn", iterations: int = _BASE.iterations, batch_size: int = _BASE.batch_size,
                  lr: float = _BASE.lr, solver_options: dict[str, Any] | None = None, random_state=None,
                  device: str = _BASE.device, dtype: str = _BASE.dtype, verbose: bool = False) -> None:
-        self.method = method
-        self.iterations = iterations
-        self.batch_size = batch_size
-        self.lr = lr
-        self.solver_options = solver_options
-        self.random_state = random_state
-        self.device = device
-        self.dtype = dtype
-        self.verbose = verbose
+        self._keep_params(locals())
+
+    def _keep_params(self, arguments: dict[str, Any]) -> None:
+        """Keep a constructor's ``arguments`` (its ``locals()``, taken first thing) as attributes of the same
+        names, as given: scikit-learn's convention (:meth:`get_params` reads them back, :meth:`fit` uses them)."""
+        for name, value in arguments.items():
+            if name not in ("self", "__class__"):
+                setattr(self, name, value)
 
     def _solver_options(self) -> dict[str, Any]:
         """Solver keyword options from this estimator's own hyper-parameters (subclasses extend)."""
@@ -240,19 +239,7 @@ class W2GNTransport(BaseMapTransport):
                  lambda_cycle: float | None = _W2GN.lambda_cycle, cycle_x: bool = _W2GN.cycle_x,
                  pretrain_iterations: int = _W2GN.pretrain_iterations, solver_options: dict[str, Any] | None = None,
                  random_state=None, device: str = _W2GN.device, dtype: str = _W2GN.dtype, verbose: bool = False) -> None:
-        self.iterations = iterations
-        self.batch_size = batch_size
-        self.lr = lr
-        self.hidden = hidden
-        self.rank = rank
-        self.lambda_cycle = lambda_cycle
-        self.cycle_x = cycle_x
-        self.pretrain_iterations = pretrain_iterations
-        self.solver_options = solver_options
-        self.random_state = random_state
-        self.device = device
-        self.dtype = dtype
-        self.verbose = verbose
+        self._keep_params(locals())
 
     def _solver_options(self) -> dict[str, Any]:
         opts = super()._solver_options()
@@ -267,14 +254,7 @@ class _BaselineTransport(BaseMapTransport):
     def __init__(self, iterations: int = _BASE.iterations, batch_size: int = _BASE.batch_size, lr: float = _BASE.lr,
                  solver_options: dict[str, Any] | None = None, random_state=None, device: str = _BASE.device,
                  dtype: str = _BASE.dtype, verbose: bool = False) -> None:
-        self.iterations = iterations
-        self.batch_size = batch_size
-        self.lr = lr
-        self.solver_options = solver_options
-        self.random_state = random_state
-        self.device = device
-        self.dtype = dtype
-        self.verbose = verbose
+        self._keep_params(locals())
 
 
 class LSOTTransport(_BaselineTransport):

@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
+from _shared import add_int_options
 
 from w2gn.testbeds.comparison import accuracy_ratios, compare_gaussian, markdown_report, plot_convergence
 
@@ -41,13 +42,8 @@ def main() -> None:
                     help="LSOT's steps (half dual, half map): set so that both phases end inside the time budget")
     ap.add_argument("--time-budget", type=float, default=10.0, help="training seconds cap per method and dimension")
     ap.add_argument("--clock", choices=["wall", "cpu"], default="cpu", help="cpu: process CPU seconds (shared machine)")
-    ap.add_argument("--batch-size", type=int, default=256)
-    ap.add_argument("--pretrain-iterations", type=int, default=200)
-    ap.add_argument("--eval-every", type=int, default=25)
-    ap.add_argument("--eval-samples", type=int, default=2048)
-    ap.add_argument("--hidden-floor", type=int, default=32)
-    ap.add_argument("--mm1-inner-iterations", type=int, default=20)
-    ap.add_argument("--mm2-inner-steps", type=int, default=10)
+    add_int_options(ap, batch_size=256, pretrain_iterations=200, eval_every=25, eval_samples=2048, hidden_floor=32,
+                    mm1_inner_iterations=20, mm2_inner_steps=10)
     ap.add_argument("--baseline-eval-every", type=int, default=5,
                     help="MM-1/MM-2 evaluation period: their steps cost ~5x W2GN's, so the curves get a similar time resolution")
     ap.add_argument("--targets", default="1,0.3", help="fixed L2-UVP levels (%%) for extra time-to-accuracy ratios")

@@ -9,30 +9,22 @@ over repeats) with wall times; writes the JSON report and optionally a Markdown 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import sys
 import time
-from datetime import datetime, timezone
-from pathlib import Path
 
 import torch
+from _shared import add_int_options, write_reports
 
 from w2gn.applications.domain import DomainAdaptationConfig, markdown_table, run_domain_adaptation
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--mnist-train", type=int, default=10000)
-    ap.add_argument("--lenet-epochs", type=int, default=2)
-    ap.add_argument("--iterations", type=int, default=400)
-    ap.add_argument("--pretrain-iterations", type=int, default=200)
-    ap.add_argument("--rank", type=int, default=32)
+    add_int_options(ap, repeats=3, mnist_train=10000, lenet_epochs=2, iterations=400, pretrain_iterations=200, rank=32)
     ap.add_argument("--lr", type=float, default=1e-4)
-    ap.add_argument("--emd-samples", type=int, default=2000)
+    add_int_options(ap, emd_samples=2000)
     ap.add_argument("--source", default="auto", choices=["auto", "usps", "digits"])
-    ap.add_argument("--threads", type=int, default=1)
+    add_int_options(ap, threads=1)
     ap.add_argument("--json", default=None, help="write the full report here")
     ap.add_argument("--out", default=None, help="write a Markdown results file here")
     a = ap.parse_args(argv)
@@ -50,21 +42,12 @@ def main(argv=None) -> int:
               f"discrete OT {sum(r['discrete_ot_seconds'] for r in rows) / len(rows):.0f} s; "
               "LeNet MNIST test accuracy " + ", ".join(f"{100 * r['lenet_mnist_test_accuracy']:.1f}%" for r in rows))
     print(table + "\n" + timing)
-    if a.json:
-        Path(a.json).write_text(json.dumps(rep, indent=2, default=float))
-    if a.out:
-        cmd = "python benchmarks/domain_adaptation.py " + " ".join(sys.argv[1:] if argv is None else argv)
-        Path(a.out).write_text(
-            "# Domain adaptation USPS -> MNIST (paper C.7, Table 3)\n\n"
-            f"Command: `{cmd}`  \nMachine: 2-core CPU shared with other jobs (heavily loaded: load average ~20), "
-            f"torch {torch.__version__}, {a.threads} thread, Python {platform.python_version()}  \n"
-            f"Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC\n\n"
-            f"Settings: {a.repeats} repeats, MNIST {a.mnist_train} training images, LeNet {a.lenet_epochs} epochs, "
-            f"W2GN Dense ICNN [{a.rank}; 128; 128, 128], batch 64, lr {a.lr:g}, lambda 1000, L1 1e-7, "
-            f"{a.iterations} iterations (paper: 10000) after {a.pretrain_iterations} identity-pretraining steps; "
-            f"discrete OT on {a.emd_samples} rows per domain.\n\n" + table + "\n" + timing + "\n\n"
-            "Paper (Table 3, USPS -> MNIST): 1-NN on raw features 76.0 %, on W2GN-mapped features 81.2 %.\n"
-        )
+    write_reports(a, argv, "domain_adaptation.py", "Domain adaptation USPS -> MNIST (paper C.7, Table 3)", rep,
+                  f"Settings: {a.repeats} repeats, MNIST {a.mnist_train} training images, LeNet {a.lenet_epochs} epochs, "
+                  f"W2GN Dense ICNN [{a.rank}; 128; 128, 128], batch 64, lr {a.lr:g}, lambda 1000, L1 1e-7, "
+                  f"{a.iterations} iterations (paper: 10000) after {a.pretrain_iterations} identity-pretraining steps; "
+                  f"discrete OT on {a.emd_samples} rows per domain.\n\n" + table + "\n" + timing + "\n\n"
+                  "Paper (Table 3, USPS -> MNIST): 1-NN on raw features 76.0 %, on W2GN-mapped features 81.2 %.\n")
     return 0
 
 

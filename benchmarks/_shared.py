@@ -1,0 +1,42 @@
+"""Pieces the benchmark scripts share (imported as ``_shared``: a script's own folder is on ``sys.path``).
+
+Integer options from one table, and the reports of the scripts that run an application pipeline
+(``domain_adaptation.py``, ``latent.py``): the JSON report and a Markdown results file that records the
+command, the machine and the date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+#: the machine the recorded results ran on
+MACHINE = "2-core CPU shared with other jobs (heavily loaded: load average ~20)"
+
+
+def add_int_options(ap: argparse.ArgumentParser, **defaults: int) -> None:
+    """One integer option per keyword, in order: ``name_with_underscores=N`` is ``--name-with-underscores N``."""
+    for name, default in defaults.items():
+        ap.add_argument(f"--{name.replace('_', '-')}", type=int, default=default)
+
+
+def write_reports(args: argparse.Namespace, argv: list[str] | None, script: str, title: str, report: dict,
+                  body: str) -> None:
+    """``--json``: ``report`` as JSON; ``--out``: a Markdown file headed ``title``, with the command line of
+    ``benchmarks/<script>``, the machine (``--threads`` torch threads) and the date, then ``body``."""
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2, default=float))
+    if args.out:
+        cmd = f"python benchmarks/{script} " + " ".join(sys.argv[1:] if argv is None else argv)
+        Path(args.out).write_text(
+            f"# {title}\n\n"
+            f"Command: `{cmd}`  \nMachine: {MACHINE}, "
+            f"torch {torch.__version__}, {args.threads} thread, Python {platform.python_version()}  \n"
+            f"Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC\n\n" + body
+        )

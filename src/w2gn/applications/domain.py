@@ -29,9 +29,10 @@ from ..datasets.usps import find_usps
 from ..errors import W2GNUserError
 from ..io.reports import write_json, write_text
 from ..metrics import bures_map
-from ..solvers import TimeBudget, get_solver
+from ..solvers import TimeBudget
 from .knn import one_nn_accuracy
 from .lenet import accuracy, extract_features, train_lenet
+from .training import map_solver
 
 METHODS = ("raw", "w2gn", "discrete_ot", "linear_bures")
 
@@ -156,11 +157,7 @@ def w2gn_transport(xs: torch.Tensor, xt: torch.Tensor, cfg: DomainAdaptationConf
     leaves the OT problem unchanged up to that scale and keeps the potentials' inputs near unit size.
     """
     scale = float(xt.double().square().mean().sqrt()) or 1.0
-    solver = get_solver(
-        "w2gn", iterations=cfg.iterations, batch_size=cfg.batch_size, lr=cfg.lr, lambda_cycle=cfg.lambda_cycle,
-        hidden=list(cfg.hidden), rank=cfg.rank, l1_penalty=cfg.l1_penalty, pretrain_iterations=cfg.pretrain_iterations,
-        seed=seed, device=cfg.device, dtype=cfg.dtype, progress=cfg.progress, log_every=max(1, min(500, cfg.iterations)),
-    )
+    solver = map_solver(cfg, seed, l1_penalty=cfg.l1_penalty)
     t0 = time.perf_counter()
     budget = TimeBudget(solver, cfg.time_budget) if cfg.time_budget else None
     fitted = solver.fit(xs / scale, xt / scale, callback=budget)

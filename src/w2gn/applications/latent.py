@@ -26,8 +26,9 @@ from ..errors import W2GNUserError
 from ..fitted_map import TransportMap
 from ..io import atomic_torch_save
 from ..metrics import bures_w2_squared
-from ..solvers import TimeBudget, get_solver
+from ..solvers import TimeBudget
 from .autoencoder import ConvAutoencoder, decode, encode, train_autoencoder
+from .training import map_solver
 
 
 @dataclasses.dataclass
@@ -101,11 +102,7 @@ def load_images(cfg: LatentConfig) -> ImageSet:
 
 def fit_latent_map(latents: torch.Tensor, cfg: LatentConfig) -> tuple[TransportMap, Any]:
     """W2GN from ``N(0, I)`` to the latent rows; returns the map and the solver (for its history)."""
-    solver = get_solver(
-        "w2gn", iterations=cfg.iterations, batch_size=cfg.batch_size, lr=cfg.lr, lambda_cycle=cfg.lambda_cycle,
-        hidden=list(cfg.hidden), rank=cfg.rank, pretrain_iterations=cfg.pretrain_iterations, seed=cfg.seed,
-        device=cfg.device, dtype=cfg.dtype, progress=cfg.progress, log_every=max(1, min(500, cfg.iterations)),
-    )
+    solver = map_solver(cfg, cfg.seed)
     budget = TimeBudget(solver, cfg.time_budget) if cfg.time_budget else None
     fitted = solver.fit(StandardNormal(latents.shape[1]), latents, callback=budget)
     return fitted, solver

@@ -1,8 +1,10 @@
-"""A minimal supervised/unsupervised mini-batch loop shared by the feature models (LeNet, autoencoder)."""
+"""Training shared by the applications: a minimal supervised/unsupervised mini-batch loop for the feature
+models (LeNet, autoencoder), and the W2GN solver of an application's map settings."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
@@ -59,6 +61,19 @@ def train_epochs(
         bar.close()
         model.eval()
     return history
+
+
+def map_solver(cfg: Any, seed: int, **options: Any):
+    """The W2GN solver of an application config's map settings (``iterations``, ``batch_size``, ``lr``,
+    ``lambda_cycle``, ``hidden``, ``rank``, ``pretrain_iterations``; ``device``, ``dtype``, ``progress``), with
+    statistics every ``min(500, iterations)`` steps and the further solver ``options`` (e.g. ``l1_penalty``)."""
+    from ..solvers import get_solver
+
+    return get_solver(
+        "w2gn", iterations=cfg.iterations, batch_size=cfg.batch_size, lr=cfg.lr, lambda_cycle=cfg.lambda_cycle,
+        hidden=list(cfg.hidden), rank=cfg.rank, pretrain_iterations=cfg.pretrain_iterations, seed=seed,
+        device=cfg.device, dtype=cfg.dtype, progress=cfg.progress, log_every=max(1, min(500, cfg.iterations)), **options,
+    )
 
 
 @torch.no_grad()

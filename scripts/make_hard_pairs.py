@@ -100,7 +100,8 @@ def make(dim: int, check_every: int, max_steps: int, explore: bool = False, pret
         s = W2GNSolver(iterations=check_every, batch_size=1024, lr=1e-3, hidden=icnn_widths(dim), rank=1,
                        strong_convexity=STRONG_CONVEXITY, cycle_x=True, cycle_y=True, lambda_cycle=float(dim),
                        seed=seed, progress=False, log_every=check_every, gradient_mode="analytic",
-                       pretrain_iterations=pretrain, precondition="none")  # the pair is built in P's coordinates
+                       pretrain_iterations=pretrain, precondition="none",  # the pair is built in P's coordinates
+                       correlation_on="theta")  # as the shipped weights were trained
         s.fit(src, tgt, potential=net)
         solvers.append(s)
     pub_id, pub_lin = PUBLISHED_BASELINES.get(dim, (math.inf, math.inf))

@@ -34,9 +34,10 @@ def test_defaults_are_the_paper_algorithm():
     c = s.config
     assert (c.refine_steps, c.refine_inverse_steps, c.expectile_weight, c.ema_decay) == (0, 0, 0.0, 0.0)
     assert (c.lr_schedule, c.init) == ("constant", "identity")
-    # the paper's algorithm as printed, in the data's own coordinates (the config trains in a frame)
-    assert method_options("paper", 4) == {"precondition": "none"}
-    assert c.precondition == "diagonal"
+    # the paper's algorithm as printed: in the data's own coordinates (the config trains in a frame) and with
+    # eq. 12's correlations on psi_theta only (the config adds the inverse direction's, issue 17)
+    assert method_options("paper", 4) == {"precondition": "none", "correlation_on": "theta"}
+    assert (c.precondition, c.correlation_on) == ("diagonal", "both")
 
 
 @pytest.mark.parametrize("bad", [{"refine_steps": -1}, {"refine_method": "bfgs"}, {"expectile": 1.0},

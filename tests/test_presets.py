@@ -13,9 +13,11 @@ from w2gn.solvers.presets import LR_BY_DIMENSION, PRESETS, get_preset, preset, p
 
 
 def test_paper_is_the_config_as_printed():
-    # the paper's algorithm in the data's own coordinates: the config's default frame switched off
-    assert preset("paper", dim=8) == {"precondition": "none"}
-    assert preset_defaults("paper") == {**dataclasses.asdict(W2GNConfig()), "precondition": "none"}
+    # the paper's algorithm in the data's own coordinates (the config's default frame switched off) and with
+    # eq. 12's correlations on psi_theta only (the config's default adds the inverse direction's)
+    paper = {"precondition": "none", "correlation_on": "theta"}
+    assert preset("paper", dim=8) == paper
+    assert preset_defaults("paper") == {**dataclasses.asdict(W2GNConfig()), **paper}
 
 
 def test_fit_preset_is_what_the_fit_command_trains_with():

@@ -68,7 +68,7 @@ def test_options_train_and_keep_weights_projected(opts):
 
 def test_stop_gradient_leaves_omega_to_the_cycle_term():
     """With the C.1 heuristic, omega's gradient comes only from the cycle term: with lambda=0 it is zero."""
-    solver = W2GNSolver(iterations=1, pretrain_iterations=0, lambda_cycle=0.0, **FAST)
+    solver = W2GNSolver(iterations=1, pretrain_iterations=0, lambda_cycle=0.0, correlation_on="theta", **FAST)
     x = torch.randn(64, 3)
     solver.setup(*[s.to("cpu", torch.float32) for s in (
         __import__("w2gn").distributions.as_sampler(x), __import__("w2gn").distributions.as_sampler(x + 1))],

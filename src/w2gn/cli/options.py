@@ -111,6 +111,12 @@ TRAINING_SPECS: dict[str, Spec] = {
     "hidden": ("--hidden", int_list, "Dense ICNN widths h0,h1,..."),
     "rank": ("--rank", positive_int, "rank of the convex quadratic layers"),
     "cycle_x": ("--cycle-x", bool, "add the R_X cycle term (eq. 51)"),
+    "correlation_on": ("--correlation-on", ["theta", "omega", "both"],
+                       "whose correlations eq. 12 trains: theta (the paper: the inverse learns by inverting the "
+                       "forward map through the cycle terms), omega (the mirrored objective) or both (each map "
+                       "learns from its own correlations; both cycle terms on)"),
+    "cycle_x_stop_gradient": ("--cycle-x-stop-gradient", bool,
+                              "R_X trains the inverse potential only (grad psi_theta(x) enters as a constant)"),
     "l1_penalty": ("--l1", nonneg_float, "L1 weight penalty"),
     "pretrain_iterations": ("--pretrain-iterations", nonneg_int, "identity pretraining steps"),
     "log_every": ("--log-every", positive_int, "steps between statistics (and callbacks)"),

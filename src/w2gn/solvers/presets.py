@@ -12,7 +12,9 @@ same names serve the Python API, the command line and the benchmark runner:
 
 ``"paper"`` is the published algorithm in the data's own coordinates: W2GNConfig's defaults with
 ``precondition="none"`` (the config's default trains in the affine frame of
-:mod:`w2gn.affine_frame`, which is a change of coordinates, not of the algorithm). ``"fit"`` is what
+:mod:`w2gn.affine_frame`, which is a change of coordinates, not of the algorithm) and
+``correlation_on="theta"`` (the config's default, ``"both"``, adds eq. 12 for the inverse direction,
+so that psi_omega learns from its own correlations, not only through the cycle term). ``"fit"`` is what
 ``w2gn fit`` trains with (chosen from the 900 CPU-second runs of ``benchmarks/results/accuracy.md``;
 in the diagonal frame). The others switch single accuracy options on over ``"paper"``, for the ablation
 tables of ``w2gn benchmark``.
@@ -44,8 +46,8 @@ class Preset:
     description: str = ""
 
 
-#: the paper's experiments ran in the data's coordinates
-_PAPER = {"precondition": "none"}
+#: the paper's experiments ran in the data's coordinates, with the correlations of eq. 12 on psi_theta only
+_PAPER = {"precondition": "none", "correlation_on": "theta"}
 
 _FIT = {
     # centred, per-coordinate balanced coordinates: shifts and scales of the data do not matter (issue 17);
@@ -76,7 +78,10 @@ _FIT = {
 PRESETS: dict[str, Preset] = {
     "paper": Preset(_PAPER, description="the published algorithm in the data's coordinates"),
     "fit": Preset(_FIT, time_budget=900.0, description="what 'w2gn fit' trains with"),
-    "fit-cycle-x": Preset({**_FIT, "cycle_x": True}, time_budget=900.0, description="'fit' with the R_X term (eq. 51)"),
+    "fit-cycle-x": Preset({**_FIT, "correlation_on": "theta", "cycle_x": True}, time_budget=900.0,
+                          description="'fit' with the paper's one-sided correlations plus the R_X term (eq. 51)"),
+    "fit-theta": Preset({**_FIT, "correlation_on": "theta"}, time_budget=900.0,
+                        description="'fit' with the paper's one-sided correlations (the inverse learned by R_Y only)"),
     "refine": Preset({**_PAPER, "refine_steps": 5, "refine_inverse_steps": 20}),
     "refine-inverse": Preset({**_PAPER, "refine_inverse_steps": 20}),
     "expectile": Preset({**_PAPER, "expectile_weight": 1.0}),
@@ -89,6 +94,8 @@ PRESETS: dict[str, Preset] = {
     "combo": Preset({**_PAPER, "ema_decay": 0.99, "expectile_weight": 1.0, "refine_inverse_steps": 20}),
     # the paper's extra cycle term R_X (eq. 51, C.1: used in its high-dimensional experiments)
     "cycle-x": Preset({**_PAPER, "cycle_x": True}),
+    # eq. 12 in both directions (each potential trained by its own correlations; R_Y and R_X both on)
+    "both": Preset({**_PAPER, "correlation_on": "both"}),
     "all": Preset({**_PAPER, "refine_steps": 5, "refine_inverse_steps": 20, "expectile_weight": 1.0, "lr_schedule": "cosine",
                    "ema_decay": 0.99, "init": "linear"}),
 }

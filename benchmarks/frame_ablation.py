@@ -29,14 +29,13 @@ def main() -> int:
     ap.add_argument("--budget", type=float, default=60.0, help="CPU seconds of training")
     ap.add_argument("--refine", type=int, default=20, help="inverse refinement steps to score besides the amortised map")
     ap.add_argument("--cycle-x", action="store_true")
-    ap.add_argument("--cycle-x-stop-gradient", action="store_true", help="R_X trains psi_omega only")
     ap.add_argument("--opts", default="{}", help="JSON of further W2GNConfig overrides")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     torch.set_num_threads(1)
     pair = load_pair(args.dim, family=args.family)
     opts = preset("fit", dim=args.dim, iterations=1_000_000, progress=False, precondition=args.precondition,
-                  cycle_x=args.cycle_x, cycle_x_stop_gradient=args.cycle_x_stop_gradient, seed=args.seed,
+                  cycle_x=args.cycle_x, seed=args.seed,
                   **json.loads(args.opts))
     solver = W2GNSolver(W2GNConfig(**opts))
     budget = TimeBudget(solver, args.budget, max_iterations=1_000_000)
@@ -46,7 +45,7 @@ def main() -> int:
     fitted.conjugate_options.update(refine_steps=args.refine, refine_method="lbfgs")
     refined = pair.evaluate(fitted) if args.refine else amortised
     print(json.dumps({"dim": args.dim, "family": args.family, "precondition": args.precondition, "cycle_x": args.cycle_x,
-                      "cycle_x_stop_gradient": args.cycle_x_stop_gradient, "opts": json.loads(args.opts),
+                      "opts": json.loads(args.opts),
                       "cpu_s": args.budget, "iterations": solver.iteration, "forward_uvp": amortised["forward_uvp"],
                       "inverse_amortised_uvp": amortised["inverse_uvp"], "inverse_refined_uvp": refined["inverse_uvp"]}))
     return 0

@@ -115,8 +115,6 @@ TRAINING_SPECS: dict[str, Spec] = {
                        "whose correlations eq. 12 trains: theta (the paper: the inverse learns by inverting the "
                        "forward map through the cycle terms), omega (the mirrored objective) or both (each map "
                        "learns from its own correlations; both cycle terms on)"),
-    "cycle_x_stop_gradient": ("--cycle-x-stop-gradient", bool,
-                              "R_X trains the inverse potential only (grad psi_theta(x) enters as a constant)"),
     "l1_penalty": ("--l1", nonneg_float, "L1 weight penalty"),
     "pretrain_iterations": ("--pretrain-iterations", nonneg_int, "identity pretraining steps"),
     "log_every": ("--log-every", positive_int, "steps between statistics (and callbacks)"),

@@ -38,8 +38,7 @@ class W2GNTerms:
     ``lam``: lambda of eq. 12; ``normalization``: ``"coordinate"`` (mean squared error over batch and
     coordinates) or ``"sample"`` (half the batch mean of the squared norm, Algorithm 1's
     ``lambda / 2 * L_cycle``); ``stop_gradient``: detach ``grad psi_omega(y)`` in the correlations
-    (Appendix C.1); ``cycle_y``/``cycle_x``: R_Y (eq. 11) / R_X (eq. 51); ``cycle_x_stop_gradient``: R_X
-    trains ``psi_omega`` only (``grad psi_theta(x)`` enters as a constant); ``refine``: in-training
+    (Appendix C.1); ``cycle_y``/``cycle_x``: R_Y (eq. 11) / R_X (eq. 51); ``refine``: in-training
     conjugate refinement (its amortisation term); ``l1``: the L1 penalty on both networks' weights;
     ``expectile_weight``/``expectile``: the expectile regulariser.
     """
@@ -51,7 +50,6 @@ class W2GNTerms:
     cycle_y: bool
     # the optional terms: off unless asked for
     cycle_x: bool = False
-    cycle_x_stop_gradient: bool = False
     refine: bool = False
     l1: float = 0.0
     expectile_weight: float = 0.0
@@ -79,14 +77,6 @@ def expectile_loss(u: torch.Tensor, tau: float) -> torch.Tensor:
     """The asymmetric square ``mean |tau - 1[u < 0]| u^2`` (Buzun et al. 2024) of residuals ``u``."""
     w = torch.where(u > 0, tau, 1.0 - tau)
     return (w * u.square()).mean()
-
-
-def _forward_no_graph(theta: ConvexPotential, x: torch.Tensor) -> torch.Tensor:
-    """``grad psi_theta(x)`` as a constant (no graph to the parameters)."""
-    if hasattr(theta, "gradient_analytic"):
-        return theta.gradient_analytic(x).detach()
-    with torch.enable_grad():
-        return theta.gradient(x, create_graph=False).detach()
 
 
 def w2gn_objective(theta: ConvexPotential, omega: ConvexPotential, x: torch.Tensor, y: torch.Tensor,
@@ -132,15 +122,7 @@ def w2gn_objective(theta: ConvexPotential, omega: ConvexPotential, x: torch.Tens
         loss = loss + t.lam * cyc_y
     # + lambda * R_X, R_X = E_P ||grad psi_omega(grad psi_theta(x)) - x||^2   (eq. 51)
     if t.cycle_x:
-        # with cycle_x_stop_gradient R_X is omega's regression onto the inverse of the current forward map:
-        # its gradient reaches omega directly, not through theta's Jacobian as R_Y's does (the inverse's
-        # error where the forward map contracts, issue 17), and it does not bend the forward map to omega
-        if t.cycle_x_stop_gradient:
-            with torch.no_grad():
-                forward_x = _forward_no_graph(theta, x)
-        else:
-            forward_x = gradient(theta, x)
-        cyc_x = cycle_error(gradient(omega, forward_x), x, t.normalization)
+        cyc_x = cycle_error(gradient(omega, gradient(theta, x)), x, t.normalization)
         loss = loss + t.lam * cyc_x
     # refinement: omega regresses onto the refined argmax, lambda * mean ||grad psi_omega(y) - x_ref||^2
     if refine is not None and t.refine:

@@ -68,9 +68,7 @@ class W2GNConfig(PotentialConfig):
 
     Objective: ``lambda_cycle`` (``None`` = ``min(D, 50)`` as in C.4), ``cycle_normalization``
     (``"coordinate"``/``"sample"``, see module doc), ``cycle_y`` (R_Y, eq. 11), ``cycle_x`` (R_X,
-    eq. 51, used by the paper in high dimensions), ``cycle_x_stop_gradient`` (R_X trains psi_omega only:
-    ``grad psi_theta(x)`` enters it as a constant, so the inverse learns from its own error in P's
-    coordinates and the forward map is not bent towards the inverse), ``correlation_on`` (``"theta"``: the correlation
+    eq. 51, used by the paper in high dimensions), ``correlation_on`` (``"theta"``: the correlation
     term of eq. 12 on psi_theta, the paper's choice; ``"omega"``: the mirrored objective with the
     roles of P and Q swapped; ``"both"``: the sum of the two, so that each potential learns its own
     map from its correlations and R_Y and R_X both hold), ``stop_gradient`` (heuristic of C.1), ``l1_penalty``.
@@ -111,7 +109,6 @@ class W2GNConfig(PotentialConfig):
     cycle_normalization: str = "coordinate"
     cycle_y: bool = True
     cycle_x: bool = False
-    cycle_x_stop_gradient: bool = False
     # each potential learns its own map from its own correlations (issue 17): the paper's "theta" leaves the
     # inverse to the cycle term alone, which inverts the forward map's errors where it contracts (fitted pair
     # D = 32, 150 CPU-s: inverse 63 % vs 2.9 %; offset Gaussian D = 128: forward 3.0 % vs 0.05 %)
@@ -246,7 +243,6 @@ class W2GNSolver(Solver):
         c = self.config
         return W2GNTerms(lam=c.effective_lambda(dim), normalization=c.cycle_normalization,
                          stop_gradient=c.stop_gradient, cycle_y=c.cycle_y, cycle_x=c.cycle_x,
-                         cycle_x_stop_gradient=c.cycle_x_stop_gradient,
                          refine=bool(c.refine_steps), expectile_weight=c.expectile_weight, expectile=c.expectile,
                          l1=c.l1_penalty)
 

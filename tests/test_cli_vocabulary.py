@@ -264,7 +264,7 @@ def test_readme_fit_paragraph_states_the_preset():
     assert f"(`--time-budget {fit.time_budget:g}`)" in text
     assert fit.options["lr_schedule"] == "cosine" and "cosine learning-rate decay" in text
     assert fit.options["ema_decay"] > 0 and "weight averaging" in text
-    assert fit.options["refine_inverse_steps"] == 0 and "a refined inverse" not in text
+    assert fit.options["refine_inverse_steps"] == 20 and "the inverse refined by 20 L-BFGS steps" in text
     assert fit.options["precondition"] == "diagonal" and "centred, per-coordinate balanced coordinates" in text
 
 

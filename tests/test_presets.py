@@ -24,7 +24,7 @@ def test_fit_preset_is_what_the_fit_command_trains_with():
     """Today's 'w2gn fit' settings, usable from Python."""
     c = W2GNSolver(**preset("fit", dim=8)).config
     assert (c.iterations, c.lr, c.lr_schedule, c.ema_decay, c.gradient_mode, c.refine_inverse_steps) == (
-        60000, default_lr(8), "cosine", 0.99, "analytic", 0)
+        60000, default_lr(8), "cosine", 0.99, "analytic", 20)
     assert c.precondition == "diagonal"
     assert (c.refine_steps, c.expectile_weight, c.init) == (0, 0.0, "identity")
     assert get_preset("fit").time_budget == 900.0 and get_preset("fit-default") is PRESETS["fit"]

@@ -2,14 +2,18 @@
 
 Upscales two photos of ../shared/data/color_photos to about ``--megapixels`` each, then
 
-1. runs ``w2gn color-transfer`` in a child process (fit time, apply time, megapixels per second,
-   peak resident memory of the process, sliced-W2 palette distances from its JSON report);
-2. runs ``ot.da.EMDTransport`` on ``--pot-samples`` random pixels of each image with its
-   out-of-sample mapping applied to every content pixel, in a child process (same numbers).
+1. runs ``w2gn color-transfer`` with its defaults (or ``--paper``, or the flags given after ``--w2gn-args``)
+   in a child process: fit and apply seconds, the child's whole wall time, peak resident memory, the
+   sliced-W2 palette distances before and after and the drop in per cent, from its JSON report;
+2. re-applies the saved map exactly (the network on every distinct colour) and through the look-up table,
+   in another child, and reports their largest and mean difference in 8-bit levels (not timed);
+3. runs ``ot.da.EMDTransport`` on ``--pot-samples`` random pixels of each image with its out-of-sample
+   mapping applied to every content pixel, in a child process (same numbers; ``--skip-pot``: not run).
 
-Prints a Markdown table. Example (what benchmarks/results/color_transfer.md reports)::
+Prints a Markdown table and the load average before and after each run (the machine is shared). Example
+(what BENCHMARKS.md reports)::
 
-    python benchmarks/color_transfer.py --megapixels 10 --iterations 500 --threads 1
+    python benchmarks/color_transfer.py --megapixels 10 --skip-pot
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import argparse
 import json
 import os
 import resource
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -27,7 +32,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-PHOTOS = ROOT.parent / "shared" / "data" / "color_photos"
+#: ../shared/data/color_photos beside the checkout (a worktree one level deeper finds it one folder further up)
+PHOTOS = next((d / "shared" / "data" / "color_photos" for d in ROOT.parents[:2]
+               if (d / "shared" / "data" / "color_photos").is_dir()), ROOT.parent / "shared" / "data" / "color_photos")
 
 
 def upscale(src: Path, dst: Path, megapixels: float) -> tuple[int, int]:
@@ -59,7 +66,8 @@ def pot_only(args: argparse.Namespace) -> None:
     from w2gn.applications.color import palette_distance, sample_pixels
     from w2gn.io.images import read_rgb
 
-    torch.set_num_threads(args.threads)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     content, palette = read_rgb(args.content), read_rgb(args.palette)
     n = args.pot_samples
     xs, xt = sample_pixels(content, n, 11).astype(np.float64), sample_pixels(palette, n, 12).astype(np.float64)
@@ -91,26 +99,37 @@ def main() -> None:
     ap.add_argument("--content", default=str(PHOTOS / "country_house.jpg"))
     ap.add_argument("--palette", default=str(PHOTOS / "forest_road.jpg"))
     ap.add_argument("--megapixels", type=float, default=10.0)
-    ap.add_argument("--iterations", type=int, default=5000, help="W2GN steps (C.6: 5000)")
-    ap.add_argument("--pretrain-iterations", type=int, default=1000)
-    ap.add_argument("--pot-samples", type=int, default=3000, help="pixels per image for POT's discrete OT")
+    ap.add_argument("--iterations", type=int, default=None, help="W2GN steps (default: the command's)")
+    ap.add_argument("--pretrain-iterations", type=int, default=None, help="(default: the command's)")
+    ap.add_argument("--paper", action="store_true", help="W2GN with C.6's settings (w2gn color-transfer --paper)")
+    ap.add_argument("--w2gn-args", default="", help="further flags for w2gn color-transfer, one string")
+    ap.add_argument("--pot-samples", type=int, default=1000, help="pixels per image for POT's discrete OT")
     ap.add_argument("--eval-pixels", type=int, default=20000)
-    ap.add_argument("--threads", type=int, default=1, help="torch threads in the child processes")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="torch/OpenMP threads in the child processes (0: torch's default, every core)")
+    ap.add_argument("--skip-check", action="store_true", help="skip the look-up table against exact map check")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"), help="folder for the figure and JSON")
     ap.add_argument("--work", default=None, help="folder for the large images (default: a temporary folder)")
     ap.add_argument("--skip-pot", action="store_true")
     ap.add_argument("--pot-only", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--check-only", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--map-path", help=argparse.SUPPRESS)
+    ap.add_argument("--lut-size", type=int, default=33, help=argparse.SUPPRESS)
     ap.add_argument("--report", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.pot_only:
         pot_only(args)
         return
+    if args.check_only:
+        check_only(args)
+        return
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     work = Path(args.work or tempfile.mkdtemp(prefix="w2gn_color_"))
     work.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": str(args.threads),
-           "MKL_NUM_THREADS": str(args.threads)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    if args.threads:
+        env.update(OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     big_c, big_p = work / "content.jpg", work / "palette.jpg"
     size_c = upscale(Path(args.content), big_c, args.megapixels)
     size_p = upscale(Path(args.palette), big_p, args.megapixels)
@@ -118,34 +137,75 @@ def main() -> None:
           f"{Path(args.content).name}, {Path(args.palette).name})", flush=True)
     py = sys.executable
     _, base_mb = run_child([py, "-c", "import torch, w2gn.cli, w2gn.applications.color"], env)
-    rep_path = work / "w2gn.json"
-    wall, w2gn_mb = run_child([py, "-m", "w2gn", "color-transfer", str(big_c), str(big_p), "-o", str(work / "out.jpg"),
-                               "--report", str(rep_path), "--figure", str(out / "color_transfer_palettes.png"),
-                               "--iterations", str(args.iterations), "--pretrain-iterations", str(args.pretrain_iterations),
-                               "--eval-pixels", str(args.eval_pixels), "--overwrite", "--quiet"], env)
-    w = json.loads(rep_path.read_text())
+    rep_path, map_path = work / "w2gn.json", work / "w2gn_map.pt"
+    flags = ["--paper"] if args.paper else []
+    for name, value in (("--iterations", args.iterations), ("--pretrain-iterations", args.pretrain_iterations)):
+        if value is not None:
+            flags += [name, str(value)]
+    flags += shlex.split(args.w2gn_args)
+    cmd = [py, "-m", "w2gn", "color-transfer", str(big_c), str(big_p), "-o", str(work / "out.jpg"),
+           "--report", str(rep_path), "--save-map", str(map_path), "--figure", str(out / "color_transfer_palettes.png"),
+           "--eval-pixels", str(args.eval_pixels), "--overwrite", "--quiet", *flags]
+    print("command: " + " ".join(shlex.quote(c) for c in cmd), flush=True)
+    load0 = os.getloadavg()
+    wall, w2gn_mb = run_child(cmd, env)
+    w = {**json.loads(rep_path.read_text()), "wall_seconds": wall, "load_before": load0, "load_after": os.getloadavg()}
     print(f"W2GN: wall {wall:.1f}s, peak RSS {w2gn_mb:.0f} MB, report {json.dumps(w)}", flush=True)
-    rows = [("W2GN (Dense ICNN [3;128;128,64])", w, w2gn_mb, wall)]
+    cfg = w.get("config", {})
+    rows = [(f"W2GN `color-transfer {' '.join(flags) or '(defaults)'}` ([3; {'; '.join(map(str, cfg.get('hidden', [])))}], "
+             f"{cfg.get('iterations')} it, LUT {w.get('lut_size')})", w, w2gn_mb, wall)]
+    check = None
+    if not args.skip_check:
+        check_path = work / "check.json"
+        run_child([py, __file__, "--check-only", "--content", str(big_c), "--map-path", str(map_path),
+                   "--lut-size", str(w.get("lut_size") or 65), "--report", str(check_path)], env)
+        check = json.loads(check_path.read_text())
+        print(f"look-up table ({check['lut_size']}^3) against the exact map on every content pixel: {json.dumps(check)}",
+              flush=True)
     if not args.skip_pot:
         pot_path = work / "pot.json"
+        load0 = os.getloadavg()
         wall_p, _ = run_child([py, __file__, "--pot-only", "--content", str(big_c), "--palette", str(big_p),
                                "--pot-samples", str(args.pot_samples), "--eval-pixels", str(args.eval_pixels),
                                "--threads", str(args.threads), "--report", str(pot_path)], env)
-        p = json.loads(pot_path.read_text())
+        p = {**json.loads(pot_path.read_text()), "wall_seconds": wall_p, "load_before": load0, "load_after": os.getloadavg()}
         print(f"POT: wall {wall_p:.1f}s, report {json.dumps(p)}", flush=True)
         rows.append((f"POT EMDTransport ({args.pot_samples} px each)", p, p["peak_rss_mb"], wall_p))
     print()
-    print("| method | fit s | apply s | apply MP/s | peak RSS MB | SW2 original | SW2 recoloured |")
-    print("|---|---|---|---|---|---|---|")
-    for name, r, mb, _ in rows:
-        print(f"| {name} | {r['fit_seconds']:.1f} | {r['apply_seconds']:.1f} | {r['apply_megapixels_per_second']:.3f} | "
-              f"{mb:.0f} | {r['sw2_content_palette']:.4f} | {r['sw2_recolored_palette']:.4f} |")
+    print("| method | fit s | apply s | fit + apply s | process wall s | load before/after | peak RSS MB "
+          "| SW2 original | SW2 recoloured | drop |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name, r, mb, wall_s in rows:
+        drop = 100.0 * (1.0 - r["sw2_recolored_palette"] / r["sw2_content_palette"])
+        print(f"| {name} | {r['fit_seconds']:.1f} | {r['apply_seconds']:.1f} | {r['fit_seconds'] + r['apply_seconds']:.1f} "
+              f"| {wall_s:.1f} | {r['load_before'][0]:.1f} / {r['load_after'][0]:.1f} | {mb:.0f} "
+              f"| {r['sw2_content_palette']:.4f} | {r['sw2_recolored_palette']:.4f} | -{drop:.1f} % |")
     print(f"\npython+torch+w2gn import alone: {base_mb:.0f} MB RSS; content {size_c[0] * size_c[1] / 1e6:.1f} MP, "
-          f"W2GN iterations {args.iterations}, threads {args.threads}")
+          f"threads {args.threads or 'default'} (torch used {w.get('torch_threads')}), {os.cpu_count()} CPUs")
     (out / "color_transfer.json").write_text(json.dumps({"sizes": [size_c, size_p], "base_rss_mb": base_mb,
-                                                          "w2gn": {**w, "peak_rss_mb": w2gn_mb},
+                                                          "command": cmd[2:],
+                                                          "w2gn": {**w, "peak_rss_mb": w2gn_mb}, "lut_check": check,
                                                           "pot": rows[1][1] if len(rows) > 1 else None}, indent=2))
 
+
+def check_only(args: argparse.Namespace) -> None:
+    """Child-process body: the saved map applied exactly and through the table; their difference in levels."""
+    from w2gn.applications.color import recolor
+    from w2gn.fitted_map import TransportMap
+    from w2gn.io.images import read_rgb
+
+    content, fitted = read_rgb(args.content), TransportMap.load(args.map_path)
+    t0 = time.perf_counter()
+    exact = recolor(fitted, content, lut_size=0, progress=False)
+    exact_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    lut = recolor(fitted, content, lut_size=args.lut_size, progress=False)
+    lut_s = time.perf_counter() - t0
+    diff = np.abs(exact.astype(np.int16) - lut.astype(np.int16)).max(axis=2)
+    rep = {"lut_size": args.lut_size, "max_levels": int(diff.max()), "mean_levels": float(diff.mean()),
+           "fraction_over_1_level": float((diff > 1).mean()), "fraction_differing": float((diff > 0).mean()),
+           "exact_apply_seconds": exact_s, "lut_apply_seconds": lut_s}
+    Path(args.report).write_text(json.dumps(rep, indent=2))
 
 if __name__ == "__main__":
     main()

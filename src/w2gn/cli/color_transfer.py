@@ -6,27 +6,36 @@ import argparse
 import time
 from pathlib import Path
 
-from ..applications.color import CHUNK_PIXELS, COLOR_DEFAULTS
+from ..applications.color import C6_SETTINGS, CHUNK_PIXELS, COLOR_DEFAULTS
 from ..errors import W2GNUserError
 from ..solvers.presets import preset_defaults
-from .common import positive_int, say, write_json
-from .options import add_runtime_args, add_training_args, training_options
+from .common import nonneg_int, positive_int, say, write_json
+from .options import ACCURACY_SPECS, add_config_options, add_runtime_args, add_training_args, training_options
 
-#: the settings of Appendix C.6 (:data:`w2gn.applications.color.COLOR_DEFAULTS`) over the paper's algorithm
+#: the colour defaults (:data:`w2gn.applications.color.COLOR_DEFAULTS`) over the paper's algorithm
 DEFAULTS = {**preset_defaults("paper"), **COLOR_DEFAULTS}
+#: ``--paper``: Appendix C.6 as printed (:data:`w2gn.applications.color.C6_SETTINGS`) over the paper's algorithm
+PAPER = {**preset_defaults("paper"), **C6_SETTINGS}
+#: the schedule options of the accuracy group that colour transfer uses (the others do not apply to it)
+SCHEDULE_SPECS = {k: ACCURACY_SPECS[k] for k in ("lr_schedule", "ema_decay", "init")}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    d = DEFAULTS
+    d, c6 = DEFAULTS, PAPER
     p = sub.add_parser(
         "color-transfer",
         help="recolour an image with the colour palette of another (pixel-wise W2GN map in RGB)",
-        description="Fit a cycle-monotone map between the pixel colours of CONTENT and PALETTE (W2GN, Dense ICNN "
-        f"[3; {'; '.join(map(str, d['hidden']))}] of rank {d['rank']}, {d['iterations']} steps of {d['batch_size']} "
-        f"pixels, lr {d['lr']:g}, lambda {d['lambda_cycle']:g}, L1 {d['l1_penalty']:g}: Appendix C.6) and write CONTENT "
-        "recoloured with PALETTE's colours to OUT. Any image size: pixels are sampled for training and streamed "
-        "in chunks when applying. With --map, skip fitting and apply a saved map to CONTENT (other photos, "
-        "video frames).",
+        description="Fit a cycle-monotone map between the pixel colours of CONTENT and PALETTE (W2GN; by default a "
+        f"Dense ICNN [3; {'; '.join(map(str, d['hidden']))}] of rank {d['rank']} in the {d['precondition']} frame, "
+        f"which starts it at the closed-form linear map, correlations on {d['correlation_on']}, lambda "
+        f"{d['lambda_cycle']:g}, L1 {d['l1_penalty']:g}, {d['iterations']} steps of {d['batch_size']} pixels, lr "
+        f"{d['lr']:g} with {d['lr_schedule']} decay, applied through a {d['lut_size']}^3 look-up table) and write "
+        "CONTENT recoloured with PALETTE's colours to OUT. Any image size: pixels are sampled for training and "
+        "streamed in chunks when applying. --paper trains and applies as Appendix C.6 prints it (Dense ICNN "
+        f"[3; {'; '.join(map(str, c6['hidden']))}], {c6['iterations']} steps of {c6['batch_size']} pixels, lr "
+        f"{c6['lr']:g}, lambda {c6['lambda_cycle']:g}, correlations on {c6['correlation_on']}, the photos' own "
+        "coordinates, the network on every colour). With --map, skip fitting and apply a saved map to CONTENT "
+        "(other photos, video frames).",
         epilog="example: w2gn color-transfer photo.jpg sunset.jpg -o photo_sunset.jpg --inverse-output "
         "sunset_photo.jpg --save-map colors.pt --figure palettes.png",
     )
@@ -49,11 +58,30 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="random pixels per image for the sliced-W2 palette distances")
     p.add_argument("--chunk-pixels", type=positive_int, default=CHUNK_PIXELS,
                    help="pixels mapped at once when applying (bounds memory)")
+    p.add_argument("--lut-size", dest="lut_size", type=nonneg_int, default=DEFAULTS["lut_size"],
+                   help="apply the map through a look-up table of this many nodes per RGB axis, interpolated "
+                   "trilinearly (within one 8-bit level of the exact map on nearly every pixel); 0: the network on every "
+                   "distinct colour")
+    p.add_argument("--threads", dest="threads", type=nonneg_int, default=DEFAULTS["threads"],
+                   help="torch threads for fitting and applying (0: torch's default, every core)")
+    p.add_argument("--paper", action="store_true",
+                   help="Appendix C.6 as printed for every option left at its default: "
+                   + ", ".join(f"{k}={v}" for k, v in C6_SETTINGS.items() if v != DEFAULTS[k]))
     p.add_argument("--quality", type=positive_int, default=95, help="JPEG/WebP quality")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files (never the inputs)")
     add_training_args(p, DEFAULTS)
+    add_config_options(p.add_argument_group("schedule"), DEFAULTS, SCHEDULE_SPECS)
     add_runtime_args(p)
     p.set_defaults(func=run)
+
+
+def apply_paper(args: argparse.Namespace) -> None:
+    """With ``--paper``, give every option left at its default C.6's value (:data:`PAPER`); options the user
+    set keep their values."""
+    if getattr(args, "paper", False):
+        for key, value in PAPER.items():
+            if hasattr(args, key) and getattr(args, key) == DEFAULTS[key]:
+                setattr(args, key, value)
 
 
 def _outputs(args: argparse.Namespace) -> list[Path]:
@@ -80,6 +108,7 @@ def _outputs(args: argparse.Namespace) -> list[Path]:
 
 def run(args: argparse.Namespace) -> int:
     import numpy as np
+    import torch
 
     from ..applications.color import fit_color_transfer, palette_distance, palette_figure, recolor, sample_pixels
     from ..fitted_map import TransportMap
@@ -93,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
     if args.inverse_output and args.palette is None:
         raise W2GNUserError("--inverse-output needs the PALETTE image")
     _outputs(args)  # validate every output path before spending time
+    apply_paper(args)
     report: dict = {"content": args.content, "palette": args.palette}
     t0 = time.perf_counter()
     content = read_rgb(args.content)
@@ -108,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
             raise W2GNUserError(f"{args.load_map}: is a map for samples of shape {fitted.event_shape}, not RGB colours")
         report["fit_seconds"] = 0.0
     else:
-        opts = training_options(args)
+        opts = {**training_options(args), **{k: getattr(args, k) for k in SCHEDULE_SPECS}, "threads": args.threads}
         say(f"fitting colour map {args.content} ({content.shape[1]}x{content.shape[0]}) -> {args.palette} "
             f"({palette.shape[1]}x{palette.shape[0]}), {opts['iterations']} steps", args.quiet)
         t0, c0 = time.perf_counter(), time.process_time()
@@ -123,10 +153,12 @@ def run(args: argparse.Namespace) -> int:
     inverse = args.direction == "inverse"
     t0, c0 = time.perf_counter(), time.process_time()
     recolored = recolor(fitted, content, inverse=inverse, chunk_pixels=args.chunk_pixels, progress=not args.quiet,
-                        desc="recolour content")
+                        desc="recolour content", lut_size=args.lut_size, threads=args.threads)
     report["apply_seconds"] = time.perf_counter() - t0
     # CPU seconds of this process: on a shared machine wall time also counts the waiting
     report["apply_cpu_seconds"] = time.process_time() - c0
+    report["lut_size"] = args.lut_size
+    report["torch_threads"] = args.threads or torch.get_num_threads()
     report["apply_megapixels_per_second"] = content.shape[0] * content.shape[1] / 1e6 / max(report["apply_seconds"], 1e-9)
     save_rgb(args.output, recolored, overwrite=args.overwrite, quality=args.quality)
     say(f"wrote {args.output}", args.quiet)
@@ -134,7 +166,8 @@ def run(args: argparse.Namespace) -> int:
     if args.inverse_output:
         t0 = time.perf_counter()
         recolored_palette = recolor(fitted, palette, inverse=True, chunk_pixels=args.chunk_pixels,
-                                    progress=not args.quiet, desc="recolour palette")
+                                    progress=not args.quiet, desc="recolour palette", lut_size=args.lut_size,
+                                    threads=args.threads)
         report["inverse_apply_seconds"] = time.perf_counter() - t0
         save_rgb(args.inverse_output, recolored_palette, overwrite=args.overwrite, quality=args.quality)
         say(f"wrote {args.inverse_output}", args.quiet)

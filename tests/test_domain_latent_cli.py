@@ -48,7 +48,7 @@ def test_domain_adapt_end_to_end(tiny_domains, tmp_path):
     assert main(args) == 0
     rep = json.loads((out / "report.json").read_text())
     assert rep["source_domain"].startswith("USPS") and rep["source_test"] == 40
-    assert set(rep["summary"]) == {"raw", "w2gn", "discrete_ot", "linear_bures"}
+    assert set(rep["summary"]) == {"raw", "w2gn", "discrete_ot", "sinkhorn", "linear_bures"}
     for m, s in rep["summary"].items():
         assert len(s["values"]) == 2 and all(0.0 <= v <= 1.0 for v in s["values"]), m
         assert s["std"] == pytest.approx(float(np.std(s["values"])))
@@ -59,6 +59,8 @@ def test_domain_adapt_end_to_end(tiny_domains, tmp_path):
     assert all(r["w2gn_last"]["iteration"] == 10 and np.isfinite(r["w2gn_last"]["loss"]) for r in rows)
     conf = rep["config"]
     assert (conf["iterations"], conf["pretrain_iterations"], conf["hidden"], conf["rank"]) == (10, 5, [16, 16], 2)
+    assert all(r["lenet_epochs"] == 1 and len(r["per_class_accuracy"]["w2gn"]) == 10 for r in rows)
+    assert (out / "per_class_accuracy.png").read_bytes()[:4] == b"\x89PNG"
     table = (out / "table.md").read_text()
     assert "1-NN accuracy" in table and f"{100 * rep['summary']['raw']['mean']:.1f}" in table
     assert main(args) == 2  # the folder holds a run: refuse without --overwrite

@@ -49,14 +49,29 @@ def train_lenet(
     seed: int = 0,
     progress: bool = False,
     device: str | torch.device = "cpu",
+    target_accuracy: float | None = None,
+    test: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[LeNet, list[float]]:
-    """Train a :class:`LeNet` with cross-entropy and Adam; returns the model (eval mode) and per-epoch losses."""
+    """Train a :class:`LeNet` with cross-entropy and Adam; returns the model (eval mode) and per-epoch losses.
+
+    With ``target_accuracy`` and ``test = (images, labels)``, the accuracy on ``test`` is checked after every
+    epoch and training stops once it reaches ``target_accuracy`` (``epochs`` is then the cap); the accuracies
+    are kept in ``model.test_accuracies``.
+    """
     model = LeNet(seed=seed)
+    model.test_accuracies = []  # type: ignore[assignment]
 
     def loss(xb: torch.Tensor, yb: torch.Tensor | None) -> torch.Tensor:
         return F.cross_entropy(model(xb), yb)
 
-    hist = train_epochs(model, loss, images, labels, epochs, batch_size, lr, seed, progress, desc="LeNet", device=device)
+    def stop(epoch: int) -> bool:
+        assert test is not None
+        acc = accuracy(model, *test)
+        model.test_accuracies.append(acc)
+        return target_accuracy is not None and acc >= target_accuracy
+
+    hist = train_epochs(model, loss, images, labels, epochs, batch_size, lr, seed, progress, desc="LeNet", device=device,
+                        stop=stop if test is not None else None)
     return model, hist
 
 

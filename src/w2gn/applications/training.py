@@ -24,12 +24,14 @@ def train_epochs(
     progress: bool = False,
     desc: str = "train",
     device: str | torch.device = "cpu",
+    stop: Callable[[int], bool] | None = None,
 ) -> list[float]:
     """Adam over shuffled mini-batches; returns the mean loss of every epoch.
 
     ``loss_fn(batch_inputs, batch_targets)`` computes the loss with ``model`` (closure); ``model`` is
-    moved to ``device`` and every batch with it (the data stay where they are). Raises
-    :class:`~w2gn.errors.DivergenceError` if the loss becomes non-finite.
+    moved to ``device`` and every batch with it (the data stay where they are). ``stop(epoch)`` (1-based),
+    if given, is called after every epoch with the model in eval mode; ``True`` ends the training there
+    (``epochs`` is then a cap). Raises :class:`~w2gn.errors.DivergenceError` if the loss becomes non-finite.
     """
     gen = torch.Generator().manual_seed(int(seed))
     model.to(device)
@@ -57,6 +59,12 @@ def train_epochs(
                 bar.update(1)
             history.append(float(total) / n)
             bar.set_postfix(loss=f"{history[-1]:.4g}")
+            if stop is not None:
+                model.eval()
+                done = stop(epoch + 1)
+                model.train()
+                if done:
+                    break
     finally:
         bar.close()
         model.eval()

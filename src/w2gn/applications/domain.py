@@ -345,7 +345,7 @@ def save_per_class_figure(report: dict[str, Any], path: Path) -> None:
     summ = report["summary"]
     n = len(summ["raw"]["per_class_mean"])
     width = 0.8 / len(METHODS)
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * n), 3.6), dpi=100)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * n), 4.4), dpi=100)
     for k, m in enumerate(METHODS):
         vals = 100 * np.nan_to_num(np.asarray(summ[m]["per_class_mean"], dtype=np.float64))
         ax.bar(np.arange(n) + (k - (len(METHODS) - 1) / 2) * width, vals, width,
@@ -355,7 +355,7 @@ def save_per_class_figure(report: dict[str, Any], path: Path) -> None:
     ax.set_ylabel("1-NN accuracy (%)")
     ax.set_ylim(0, 100)
     ax.set_title(f"{report['source_domain'].split(' (')[0]} -> MNIST, per class (mean of {len(report['repeats'])} repeats)")
-    ax.legend(fontsize=7, loc="lower left", ncol=2)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")

@@ -178,7 +178,7 @@ def test_fit_defaults_follow_the_preset_when_it_changes(monkeypatch):
     fit = _subparsers(build_parser())["fit"]
     args = fit.parse_args(["a.npy", "b.npy"])
     assert args.ema_decay == 0.5 and args.iterations == 7
-    assert "default: 42 in one process" in " ".join(fit.format_help().split())
+    assert "default: 42; with several processes" in " ".join(fit.format_help().split())
 
 
 def _readme_cli_lines() -> list[str]:

@@ -69,7 +69,8 @@ def test_two_gloo_processes_equal_one_process_on_concatenated_batches(tmp_path, 
     _finish(_launch(["fit", str(tmp_path / "x.npy"), str(tmp_path / "y.npy"), "-o", str(out),
                      "--quiet", "--iterations", "12", "--batch-size", "32", "--lr", "1e-2", "--hidden", "8,8,4",
                      "--pretrain-iterations", "5", "--log-every", "4", "--dtype", "float64", "--seed", "3",
-                     "--gradient-mode", mode, "--ema-decay", "0", "--lr-schedule", "constant"]))  # plain algorithm
+                     "--gradient-mode", mode, "--ema-decay", "0", "--lr-schedule", "constant",  # plain algorithm
+                     "--split", "batch"]))
     two = TransportMap.load(out)
 
     ref = ConcatenatedRanks(**OPTS, gradient_mode=mode).fit(x, y)
@@ -99,6 +100,10 @@ def test_env_context_and_plain_fallback(monkeypatch):
     assert (ctx.rank, ctx.world_size, ctx.local_rank, ctx.is_main) == (2, 4, 0, False)
     with pytest.raises(W2GNUserError, match="divisible"):
         make_solver(ctx, batch_size=30)
+    with pytest.raises(W2GNUserError, match="exactly 2 processes"):
+        make_solver(ctx, split="directions")
+    with pytest.raises(W2GNUserError, match="split must be"):
+        make_solver(ctx, split="rows")
     monkeypatch.setenv("RANK", "x")
     with pytest.raises(W2GNUserError, match="torchrun"):
         env_context()
@@ -130,7 +135,8 @@ def test_two_process_run_killed_with_sigkill_resumes_bit_identical(tmp_path):
 
     _data(tmp_path)
     args = ["fit", str(tmp_path / "x.npy"), str(tmp_path / "y.npy"), "--quiet", "--iterations", "60",
-            "--batch-size", "32", "--hidden", "8,8,4", "--pretrain-iterations", "5", "--log-every", "10", "--seed", "3"]
+            "--batch-size", "32", "--hidden", "8,8,4", "--pretrain-iterations", "5", "--log-every", "10", "--seed", "3",
+            "--split", "batch"]
     _finish(_launch([*args, "-o", str(tmp_path / "ref.pt"), "--no-checkpoints"]))
     ckdir = tmp_path / "killed.pt.ckpt"
     rnd = random.Random()
@@ -157,7 +163,7 @@ def test_two_process_run_killed_with_sigkill_resumes_bit_identical(tmp_path):
     newest = ckpt.list_checkpoints(ckdir)[-1]
     assert len(ckpt.load(newest)["extra"]["ranks"]["rng"]) == 2
     assert not (tmp_path / "killed.pt").exists()
-    assert main([*args, "-o", str(tmp_path / "one.pt"), "--checkpoint-dir", str(ckdir), "--resume"]) == 2
+    assert main([*args, "-o", str(tmp_path / "one.pt"), "--checkpoint-dir", str(ckdir), "--resume", "--processes", "1"]) == 2
     _finish(_launch(["resume", str(ckdir)]))
     resumed, ref = TransportMap.load(tmp_path / "killed.pt"), TransportMap.load(tmp_path / "ref.pt")
     assert resumed.info["iterations"] == ref.info["iterations"] == 60

@@ -122,12 +122,15 @@ class DistributedW2GNSolver(W2GNSolver):
     inside :func:`session`; :func:`make_solver` picks it under ``torchrun``.
     """
 
+    #: each rank draws ``batch_size / world_size`` samples (the subclass splitting the objective does not)
+    splits_batch = True
+
     def __init__(self, config: W2GNConfig | None = None, *, context: DistContext, **overrides: Any) -> None:
         super().__init__(config, **overrides)
         self.context = context
         if self.config.compile:
             raise W2GNUserError("compile is not supported with several processes yet; drop it under torchrun")
-        if self.config.batch_size % context.world_size:
+        if self.splits_batch and self.config.batch_size % context.world_size:
             raise W2GNUserError(f"batch size {self.config.batch_size} is not divisible by the {context.world_size} "
                                 "processes; each rank draws batch_size / nproc samples")
         # every rank knows whether rank 0 writes checkpoints: all of them take part in capturing one
@@ -147,6 +150,11 @@ class DistributedW2GNSolver(W2GNSolver):
         ids = [dev.index] if dev.type == "cuda" else None
         self.ddp = nn.parallel.DistributedDataParallel(_LossModule(self), device_ids=ids)
         self.rank_generator = torch.Generator(device=dev).manual_seed(rank_seed(self.config.seed, self.context.rank))
+
+    @property
+    def sampling_streams(self) -> int:
+        """How many sampling streams the run draws from (one per rank when the batch is split)."""
+        return self.context.world_size if self.splits_batch else 1
 
     # ------------------------------------------------------------------------------- resume
     def _resume_state(self) -> tuple[Path, dict[str, Any]] | None:
@@ -218,10 +226,16 @@ class DistributedW2GNSolver(W2GNSolver):
 
         def on_log(iteration, fitted, row) -> bool | str:
             answer = callback(iteration, fitted, row) if (callback is not None and ctx.is_main) else None
-            flag = torch.tensor([1.0 if answer else 0.0], device=next(self.theta.parameters()).device)
+            # rank 0's horizon travels with its stop flag: a time budget (TimeBudget) re-aims the end of the
+            # run and the learning-rate schedule on rank 0, and every rank must follow the same schedule
+            budget = self.horizon_reason == "time budget"
+            flag = torch.tensor([1.0 if answer else 0.0, float(self.horizon), 1.0 if budget else 0.0],
+                                dtype=torch.float64, device=next(self.theta.parameters()).device)
             dist.broadcast(flag, src=0)
+            if not ctx.is_main:
+                self.set_horizon(int(flag[1]), "time budget" if flag[2] > 0 else "iterations")
             # rank 0 keeps its callback's answer (a stop reason); the others only learn that it stopped
-            return (answer or True) if bool(flag.item()) else False
+            return (answer or True) if bool(flag[0]) else False
 
         from . import checkpoint as ckpt
 
@@ -231,6 +245,69 @@ class DistributedW2GNSolver(W2GNSolver):
             ckpt.set_rng_state(self._rank_rng, self.rank_generator)
             self._rank_rng = None
         super().run(p, q, gen, on_log)
+
+
+class DirectionSplitW2GNSolver(DistributedW2GNSolver):
+    """The two-sided objective (``correlation_on="both"``) trained by 2 processes, one direction each.
+
+    The objective is eq. 12 for P -> Q plus eq. 12 for Q -> P (:meth:`W2GNSolver.direction_loss`).
+    Both ranks draw the *same* full batch from the shared seed stream; rank 0 differentiates the
+    forward half, rank 1 the mirrored half, and one all-reduce sums their gradients (and statistics)
+    before the identical optimiser steps. So the 2-process run computes the same steps as one process
+    (up to the summation order of the gradients), each rank doing about half of the work, whatever the
+    batch size: unlike splitting the batch, which leaves each rank the per-step overhead of small
+    batches. No DDP: the gradients are summed by hand, once per step, together with the statistics.
+    """
+
+    splits_batch = False
+
+    def __init__(self, config: W2GNConfig | None = None, *, context: DistContext, **overrides: Any) -> None:
+        super().__init__(config, context=context, **overrides)
+        if context.world_size != 2:
+            raise W2GNUserError(f"splitting the objective by direction needs exactly 2 processes, not {context.world_size}")
+        if self.config.correlation_on != "both":
+            raise W2GNUserError("splitting the objective by direction needs the two-sided objective "
+                                f"(correlation_on='both'), not {self.config.correlation_on!r}")
+
+    def setup(self, p: Sampler, q: Sampler, generator: torch.Generator, **kwargs: Any) -> None:
+        W2GNSolver.setup(self, p, q, generator, **kwargs)
+        # the same seed gives the same pretrained weights; rank 0's are sent anyway, so the start is identical
+        for t in [*self.theta.parameters(), *self.omega.parameters(), *self.theta.buffers(), *self.omega.buffers()]:
+            dist.broadcast(t.data, src=0)
+        self.rank_generator = None  # both ranks draw from the shared stream (W2GNSolver.draw)
+
+    def draw(self, p: Sampler, q: Sampler, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        return W2GNSolver.draw(self, p, q, generator)
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor):
+        refine = self.refine if self.config.refine_steps else None
+        return self.direction_loss(x, y, refine, inverse=self.context.rank == 1)
+
+    def step(self, iteration: int, p: Sampler, q: Sampler, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        return W2GNSolver.step(self, iteration, p, q, generator)
+
+    def after_backward(self, stats: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        params = [t for net in (self.theta, self.omega) for t in net.parameters() if t.requires_grad]
+        for t in params:
+            if t.grad is None:  # e.g. psi_omega's output bias: no part in the forward half
+                t.grad = torch.zeros_like(t)
+        keys = list(stats)
+        shared = self._checkpoints if isinstance(self._checkpoints, _SharedCheckpoints) else None
+        due = 1.0 if shared is not None and shared.due_on_rank0(self.iteration + 1) else 0.0
+        grads = [t.grad.reshape(-1) for t in params]
+        ref = grads[0]
+        # one message per step: gradients, statistics and rank 0's "a checkpoint is due", summed
+        extra = torch.stack([stats[k].to(ref.dtype) for k in keys] + [ref.new_tensor(due)])
+        buf = torch.cat([*grads, extra])
+        dist.all_reduce(buf)
+        offset = 0
+        for t, g in zip(params, grads):
+            t.grad.copy_(buf[offset:offset + g.numel()].view_as(t.grad))
+            offset += g.numel()
+        if shared is not None:
+            shared.due_at = self.iteration + 1 if float(buf[-1]) > 0 else None
+        # the halves' statistics add up to the whole objective's (each half reports zeros for the other's)
+        return {k: buf[offset + i].to(stats[k].dtype) for i, k in enumerate(keys)}
 
 
 class _SharedCheckpoints:
@@ -262,11 +339,21 @@ class _SharedCheckpoints:
         return getattr(self.writer, name) if self.writer is not None else None
 
 
-def make_solver(context: DistContext, **options: Any) -> W2GNSolver:
-    """A W2GN solver for this process: distributed under ``torchrun``, plain otherwise."""
+#: how several processes share a step: ``"batch"`` (each rank a slice of the batch, DDP) or ``"directions"``
+#: (2 ranks, one half of the two-sided objective each, :class:`DirectionSplitW2GNSolver`)
+SPLITS = ("batch", "directions")
+
+
+def make_solver(context: DistContext, split: str = "batch", **options: Any) -> W2GNSolver:
+    """A W2GN solver for this process: distributed under ``torchrun`` (``split`` says how the ranks share
+    a step, :data:`SPLITS`), plain otherwise."""
+    if split not in SPLITS:
+        raise W2GNUserError(f"split must be one of {SPLITS}, got {split!r}")
     if context.enabled:
-        return DistributedW2GNSolver(context=context, **options)
+        cls = DirectionSplitW2GNSolver if split == "directions" else DistributedW2GNSolver
+        return cls(context=context, **options)
     return W2GNSolver(**options)
 
 
-__all__ = ["DistContext", "DistributedW2GNSolver", "env_context", "make_solver", "rank_seed", "session"]
+__all__ = ["SPLITS", "DirectionSplitW2GNSolver", "DistContext", "DistributedW2GNSolver", "env_context", "make_solver",
+           "rank_seed", "session"]

@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 from .. import distributed
+from ..checkpoint import run_context
 from ..errors import W2GNUserError
 from ..fitted_map import TransportMap
 from ..io import check_output_path, open_samples
@@ -14,6 +15,7 @@ from ..solvers import Solver, TimeBudget
 from ..solvers.presets import get_preset, preset_defaults
 from .common import add_command, say
 from .options import accuracy_options, add_accuracy_args, add_runtime_args, add_training_args, resolve_lr, training_options
+from .processes import AUTO_MIN_ITERATIONS, launch, resolve_processes, spawned_rank
 
 #: the named configuration ``w2gn fit`` trains with (:mod:`w2gn.solvers.presets`): its defaults and time budget
 PRESET = "fit"
@@ -28,27 +30,50 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     # the preset's budget applies in one process only; under torchrun each rank would end its schedule elsewhere
     defaults = preset_defaults(PRESET)
     add_training_args(p, defaults, time_budget=None,
-                      time_budget_means=f"{get_preset(PRESET).time_budget:g} in one process; not available under torchrun")
+                      time_budget_means=f"{get_preset(PRESET).time_budget:g}; with several processes rank 0's clock decides")
     add_accuracy_args(p, defaults)
     add_runtime_args(p)
+    g = p.add_argument_group("processes")
+    g.add_argument("--processes", type=_processes, default="auto",
+                   help="processes sharing the fit on this machine's CPU cores (cli/processes.py); auto: 2 when there are "
+                        "2 usable cores, the objective is two-sided (each process one direction) and the run has "
+                        f"at least {AUTO_MIN_ITERATIONS} steps, else 1")
+    g.add_argument("--split", choices=["auto", *distributed.SPLITS], default="auto",
+                   help="how several processes (--processes or torchrun) share a step: 'directions' (2 processes, "
+                        "one half of the two-sided objective each: the same steps as one process), 'batch' (each "
+                        "process a slice of the batch, gradients averaged); auto: directions when it applies")
+
+
+def _processes(text: str) -> str:
+    if text == "auto" or (text.isdigit() and int(text) >= 1):
+        return text
+    raise argparse.ArgumentTypeError(f"expected 'auto' or a positive number of processes, got {text!r}")
+
+
+def split_for(world_size: int, correlation_on: str, split: str = "auto") -> str:
+    """How ``world_size`` processes share a step: ``split`` unless ``auto``, which is ``directions`` for 2
+    processes on the two-sided objective (exactly the one-process steps, half the work each), else ``batch``."""
+    if split != "auto":
+        return split
+    return "directions" if world_size == 2 and correlation_on == "both" else "batch"
 
 
 def run(args: argparse.Namespace) -> int:
     """Fit a Wasserstein-2 optimal transport map from the samples in SOURCE to those in TARGET
     (.npy/.npz/.csv/.txt/.tsv/.pt files, one sample per row) and save it.
-    Multi-process: torchrun --nproc_per_node=N -m w2gn fit ... (--batch-size is the global batch).
+    On a CPU with 2 usable cores it runs as 2 processes by default (--processes); on more machines or GPUs:
+    torchrun --nproc_per_node=N -m w2gn fit ... (--batch-size is the global batch).
     """
     if Path(args.output).suffix.lower() != ".pt":
         raise W2GNUserError(f"{args.output}: a fitted map is saved as a .pt file; give -o a name ending in .pt")
     out = check_output_path(args.output, args.overwrite)
     ctx0 = distributed.env_context()
-    budget = args.time_budget
-    if ctx0.enabled and budget is not None:
-        raise W2GNUserError("--time-budget is not available under torchrun (each rank would end its schedule "
-                            "at a different step); use --iterations")
-    if budget is None and not ctx0.enabled:
-        budget = get_preset(PRESET).time_budget
-    distributed.make_solver(ctx0, **training_options(args), **accuracy_options(args))  # validates the options before any work
+    # several processes follow rank 0's budget (its horizon is broadcast at every log step)
+    budget = args.time_budget if args.time_budget is not None else get_preset(PRESET).time_budget
+    options = {**training_options(args), **accuracy_options(args)}
+    correlation_on = options.get("correlation_on") or "both"
+    split = split_for(ctx0.world_size, correlation_on, args.split)
+    distributed.make_solver(ctx0, split=split, **options)  # validates the options before any work
     notes: list[str] = []  # said once the inputs pass every check: refused input gets one line only
     # a big .npy file stays on disk (checked in blocks, batches read row by row): data larger than memory fit
     x = open_samples(args.source, digest=True, log=notes.append)
@@ -68,15 +93,23 @@ def run(args: argparse.Namespace) -> int:
                                 f"(--batch-size {args.batch_size} and dimension {dim} + 1); give more samples "
                                 "or a smaller --batch-size")
     for note in notes:
-        say(note, args.quiet)
+        say(note, args.quiet or not ctx0.is_main or spawned_rank())
     resolve_lr(args, dim)
+    world = resolve_processes(args.processes, args.device, correlation_on, args.iterations)
+    argv = run_context().get("argv")
+    if world > 1 and not ctx0.enabled and argv is not None:
+        # the checks above passed once, here; the ranks replay the command line (and do them again, quietly)
+        say(f"fitting on {world} processes ({split_for(world, correlation_on, args.split)} split; "
+            "--processes 1 for one)", args.quiet)
+        return launch(list(argv), world)
     # under torchrun every rank trains (DDP); only rank 0 talks and writes
     with distributed.session(args.device) as (ctx, device):
         quiet = args.quiet or not ctx.is_main
         procs = f" on {ctx.world_size} processes ({ctx.backend})" if ctx.enabled else ""
         say(f"fitting w2gn map: {x.shape[0]} source and {y.shape[0]} target samples in dimension {x.shape[1]}{procs}",
             quiet)
-        solver = distributed.make_solver(ctx, **{**training_options(args), **accuracy_options(args), "device": device})
+        options = {**training_options(args), **accuracy_options(args), "device": device}  # lr resolved for D
+        solver = distributed.make_solver(ctx, split=split, **options)
         fitted = solver.fit(x, y, callback=TimeBudget(solver, budget) if budget is not None else None)
         if ctx.is_main:
             save_map(fitted, out, solver)

@@ -30,7 +30,8 @@ def command_locks(args: argparse.Namespace) -> Iterator[None]:
 
     Under ``torchrun`` only rank 0 locks: the other ranks of the same run share its outputs.
     """
-    if os.environ.get("RANK", "0") not in ("", "0"):
+    # a rank started by 'w2gn fit --processes' runs under its parent's locks (cli/processes.py)
+    if os.environ.get("RANK", "0") not in ("", "0") or os.environ.get("W2GN_PARENT_HOLDS_LOCKS"):
         yield
         return
     with hold_locks(written_paths(args)):

@@ -133,9 +133,10 @@ def check_resumable(state: dict[str, Any], solver: Solver, p: Sampler, q: Sample
         if saved.get("event_shape") is not None and list(saved["event_shape"]) != list(s.event_shape):
             raise W2GNUserError(f"{source}: is for {role} samples of shape {tuple(saved['event_shape'])} but the "
                                 f"{role} data have shape {tuple(s.event_shape)} (wrong dimension); use the original data")
-    # each rank of a multi-process run draws its own stream: another number of processes cannot continue it
+    # each rank of a batch-split run draws its own stream: another number of streams cannot continue it (a run
+    # whose ranks share one stream, e.g. split by direction, continues in one process or in 2 alike)
     ranks = (state.get("extra") or {}).get("ranks") or {}
-    saved_world, world = int(ranks.get("world_size", 1)), int(getattr(getattr(solver, "context", None), "world_size", 1))
+    saved_world, world = int(ranks.get("world_size", 1)), int(getattr(solver, "sampling_streams", 1))
     if saved_world != world:
         how = f"torchrun --nproc_per_node={saved_world}" if saved_world > 1 else "one process (without torchrun)"
         raise W2GNUserError(f"{source}: was written by a run of {saved_world} process(es), this one has {world}; "

@@ -265,14 +265,30 @@ class W2GNSolver(Solver):
         instead of only by inverting the other through a cycle term. The mirrored copy's R_Y is
         ``E_P ||grad psi_omega(grad psi_theta(x)) - x||^2``, i.e. R_X (eq. 51), so both cycle terms are
         on, each once; ``cycle_x`` adds nothing more here."""
+        loss_f, parts_f = self.direction_loss(x, y, refine, inverse=False)
+        loss_b, parts_b = self.direction_loss(x, y, refine, inverse=True)
+        # each half reports zeros for the other's parts: the sum is the whole objective's parts
+        return loss_f + loss_b, {k: parts_f[k] + parts_b[k] for k in parts_f}
+
+    def direction_loss(self, x: torch.Tensor, y: torch.Tensor, refine, inverse: bool
+                       ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """One half of the two-sided objective: eq. 12 for P -> Q (``inverse=False``) or for Q -> P with
+        the networks' roles swapped (``inverse=True``). The parts are named as the whole objective's
+        (the mirrored half's R_Y is ``cycle_x``, its dual estimate ``w2_dual_inverse``), the other
+        half's parts as zeros, so two processes can each compute one half and sum (see
+        :class:`w2gn.distributed.DirectionSplitW2GNSolver`)."""
         terms = dataclasses.replace(self.terms(x[0].numel()), cycle_y=True, cycle_x=False)
-        loss_f, parts_f = w2gn_objective(self.theta, self.omega, x, y, terms, self._gradient, refine,
+        if not inverse:
+            loss, parts = w2gn_objective(self.theta, self.omega, x, y, terms, self._gradient, refine,
                                          fused=self._fused(self.theta))
-        # the L1 penalty already covers both networks once
-        loss_b, parts_b = w2gn_objective(self.omega, self.theta, y, x, dataclasses.replace(terms, l1=0.0),
-                                         self._gradient, refine, fused=self._fused(self.omega))
-        parts = {**parts_f, "cycle_x": parts_b["cycle_y"], "w2_dual_inverse": parts_b["w2_dual"]}
-        return loss_f + loss_b, parts
+            zero = torch.zeros_like(parts["w2_dual"])
+            return loss, {**parts, "cycle_x": zero, "w2_dual_inverse": zero}
+        # the L1 penalty already covers both networks once, in the forward half
+        loss, parts = w2gn_objective(self.omega, self.theta, y, x, dataclasses.replace(terms, l1=0.0),
+                                     self._gradient, refine, fused=self._fused(self.omega))
+        out = {k: torch.zeros_like(v) for k, v in parts.items()}
+        out.update(cycle_x=parts["cycle_y"], w2_dual_inverse=parts["w2_dual"])
+        return loss, out
 
     def draw(self, p: Sampler, q: Sampler, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """This step's batches ``x ~ P``, ``y ~ Q`` (``batch_size`` each); multi-process training overrides it."""
@@ -294,8 +310,14 @@ class W2GNSolver(Solver):
         self.opt_theta.zero_grad(set_to_none=True)
         self.opt_omega.zero_grad(set_to_none=True)
         loss.backward()
+        out = self.after_backward({"loss": loss.detach(), **parts})
         self.opt_theta.step()
         self.opt_omega.step()
         self.theta.project()
         self.omega.project()
-        return {"loss": loss.detach(), **parts}
+        return out
+
+    def after_backward(self, stats: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Between the backward pass and the optimiser steps: the step's statistics as reported (multi-process
+        training overrides it to combine the ranks' gradients and statistics)."""
+        return stats

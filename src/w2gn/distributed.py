@@ -247,6 +247,69 @@ class DistributedW2GNSolver(W2GNSolver):
         super().run(p, q, gen, on_log)
 
 
+#: ``"READ_FD,WRITE_FD"``: the pipe ends a rank started by ``w2gn fit --processes 2`` signals its peer with
+#: (:class:`LocalExchange`); set by :func:`w2gn.cli.processes.launch`
+EXCHANGE_FDS = "W2GN_EXCHANGE_FDS"
+
+
+class LocalExchange:
+    """Sum a tensor across the 2 ranks of one machine through shared memory, with a pipe to signal.
+
+    gloo's all-reduce costs about 2 ms per call on loopback TCP whatever the size (measured on the
+    2-core VM: 1.8 ms for 1,000 floats, 2.0 ms for 130,000), a tenth of a D = 16 step; this costs two
+    1-byte pipe messages and two copies. Rank 0 creates the shared file and sends its path once over
+    the process group, both map it (``torch.from_file(shared=True)``), and rank 0 unlinks it at once,
+    so nothing is left behind, even after a crash. Slots alternate between steps (double
+    buffering), so a rank never overwrites what its peer may still be reading. ``a + b == b + a`` in
+    IEEE arithmetic, so both ranks get bit-identical sums. A peer that exits closes its pipe end:
+    the next read sees end-of-file and raises instead of waiting forever.
+    """
+
+    def __init__(self, rank: int, read_fd: int, write_fd: int) -> None:
+        self.rank, self.read_fd, self.write_fd = rank, read_fd, write_fd
+        self.view: torch.Tensor | None = None
+        self.count = 0
+
+    @classmethod
+    def from_env(cls, rank: int) -> LocalExchange | None:
+        """The exchange of a rank started by ``w2gn fit --processes`` (``None`` under torchrun)."""
+        fds = os.environ.get(EXCHANGE_FDS)
+        if not fds:
+            return None
+        read_fd, write_fd = (int(v) for v in fds.split(","))
+        return cls(rank, read_fd, write_fd)
+
+    def _map(self, like: torch.Tensor) -> None:
+        import tempfile
+
+        n = 4 * like.numel()  # 2 ranks x 2 slots
+        box: list[Any] = [None]
+        if self.rank == 0:
+            folder = "/dev/shm" if os.path.isdir("/dev/shm") else None
+            fd, path = tempfile.mkstemp(prefix="w2gn-exchange-", dir=folder)
+            os.ftruncate(fd, n * like.element_size())
+            os.close(fd)
+            box = [path]
+        dist.broadcast_object_list(box, src=0)
+        self.view = torch.from_file(box[0], shared=True, size=n, dtype=like.dtype).view(2, 2, like.numel())
+        dist.barrier()
+        if self.rank == 0:
+            os.unlink(box[0])  # both ranks hold the mapping now
+
+    def sum(self, buf: torch.Tensor) -> torch.Tensor:
+        """``buf`` of this rank plus ``buf`` of the other rank (1-D, same size and dtype on both)."""
+        if self.view is None or self.view.shape[-1] != buf.numel() or self.view.dtype != buf.dtype:
+            self._map(buf)
+        slot = self.count % 2
+        self.count += 1
+        mine = self.view[self.rank, slot]
+        mine.copy_(buf)
+        os.write(self.write_fd, b"\0")
+        if not os.read(self.read_fd, 1):
+            raise W2GNUserError("the other process of this fit stopped; see its message above")
+        return mine + self.view[1 - self.rank, slot]
+
+
 class DirectionSplitW2GNSolver(DistributedW2GNSolver):
     """The two-sided objective (``correlation_on="both"``) trained by 2 processes, one direction each.
 
@@ -275,6 +338,7 @@ class DirectionSplitW2GNSolver(DistributedW2GNSolver):
         for t in [*self.theta.parameters(), *self.omega.parameters(), *self.theta.buffers(), *self.omega.buffers()]:
             dist.broadcast(t.data, src=0)
         self.rank_generator = None  # both ranks draw from the shared stream (W2GNSolver.draw)
+        self.exchange = LocalExchange.from_env(self.context.rank)
 
     def draw(self, p: Sampler, q: Sampler, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         return W2GNSolver.draw(self, p, q, generator)
@@ -299,7 +363,10 @@ class DirectionSplitW2GNSolver(DistributedW2GNSolver):
         # one message per step: gradients, statistics and rank 0's "a checkpoint is due", summed
         extra = torch.stack([stats[k].to(ref.dtype) for k in keys] + [ref.new_tensor(due)])
         buf = torch.cat([*grads, extra])
-        dist.all_reduce(buf)
+        if self.exchange is not None:  # ranks started by 'w2gn fit --processes 2': shared memory
+            buf = self.exchange.sum(buf)
+        else:
+            dist.all_reduce(buf)
         offset = 0
         for t, g in zip(params, grads):
             t.grad.copy_(buf[offset:offset + g.numel()].view_as(t.grad))
@@ -355,5 +422,5 @@ def make_solver(context: DistContext, split: str = "batch", **options: Any) -> W
     return W2GNSolver(**options)
 
 
-__all__ = ["SPLITS", "DirectionSplitW2GNSolver", "DistContext", "DistributedW2GNSolver", "env_context", "make_solver",
-           "rank_seed", "session"]
+__all__ = ["SPLITS", "DirectionSplitW2GNSolver", "DistContext", "DistributedW2GNSolver", "LocalExchange",
+           "env_context", "make_solver", "rank_seed", "session"]

@@ -23,6 +23,8 @@ import sys
 import tempfile
 import time
 
+from ..distributed import EXCHANGE_FDS
+
 #: set in the ranks' environment: the parent already holds the output locks (:mod:`.locking`)
 LOCKS_HELD = "W2GN_PARENT_HOLDS_LOCKS"
 #: the command line the ranks replay (JSON list)
@@ -74,14 +76,24 @@ def launch(argv: list[str], world: int) -> int:
             "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "OMP_NUM_THREADS": str(threads)}
     procs: list[subprocess.Popen] = []
     logs: list[tempfile._TemporaryFileWrapper] = []
+    # 2 ranks signal each other through a pair of pipes (w2gn.distributed.LocalExchange): each gets only its
+    # own ends, so a rank that exits closes its end and its peer reads end-of-file instead of waiting forever
+    pipes = [os.pipe(), os.pipe()] if world == 2 else []  # pipes[i]: rank i writes, the other reads
     for rank in range(world):
         env = {**base, "RANK": str(rank), "LOCAL_RANK": str(rank)}
+        fds: tuple[int, ...] = ()
+        if pipes:
+            read_fd, write_fd = pipes[1 - rank][0], pipes[rank][1]
+            env[EXCHANGE_FDS] = f"{read_fd},{write_fd}"
+            fds = (read_fd, write_fd)
         # rank 0 talks to the terminal; the others' output is kept in case they fail alone
         log = None if rank == 0 else tempfile.TemporaryFile(mode="w+")
         if log is not None:
             logs.append(log)
         procs.append(subprocess.Popen([sys.executable, "-c", _RANK_CODE], env=env, stdout=log, stderr=log,
-                                      start_new_session=True))
+                                      start_new_session=True, pass_fds=fds))
+    for fd in (fd for pair in pipes for fd in pair):
+        os.close(fd)  # the ranks hold their ends; the parent's copies would keep a dead rank's pipe open
     try:
         return _wait(procs, logs)
     except KeyboardInterrupt:

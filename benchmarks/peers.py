@@ -19,6 +19,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
+import json  # noqa: E402
 import platform  # noqa: E402
 import time  # noqa: E402
 from datetime import datetime, timezone  # noqa: E402
@@ -56,7 +57,17 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--eval-samples", type=int, default=4096)
     ap.add_argument("--out-dir", default=str(RESULTS))
+    ap.add_argument("--append", metavar="JSON", default=None,
+                    help="start from this earlier peers.json and add what this run measures to it")
+    ap.add_argument("--report-only", metavar="JSON", default=None,
+                    help="no runs: rewrite peers.md and peers.png in --out-dir from this earlier peers.json")
     args = ap.parse_args()
+    if args.report_only:
+        merged = json.loads(Path(args.report_only).read_text())
+        write_text(Path(args.out_dir) / "peers.md", markdown_report(merged))
+        plot_peers(merged, Path(args.out_dir) / "peers.png")
+        print(markdown_report(merged))
+        return
     torch.set_num_threads(1)
     configure_jax_one_thread()
     out = Path(args.out_dir)
@@ -66,18 +77,24 @@ def main() -> None:
             "processor": platform.processor(), "cpu_affinity": sorted(os.sched_getaffinity(0)),
             "load_average_start": os.getloadavg(), "versions": _versions()}
     merged: dict = {}
+    if args.append:  # add dimensions (or methods) to an earlier run's results
+        merged = json.loads(Path(args.append).read_text())
     for dim in (int(d) for d in args.dims.split(",")):
-        part = run_peers([dim], args.methods.split(","), budget_s=args.time_budget, family=args.family, seed=args.seed,
-                         n_eval=args.eval_samples, clock=args.clock, log=lambda m: print(m, flush=True))
-        if not merged:
-            merged = part
-        else:
-            merged["pairs"].update(part["pairs"])
-            merged["config"]["dims"].append(dim)
-        merged["meta"] = {**meta, "load_average_end": os.getloadavg(), "wall_seconds": time.perf_counter() - started}
-        write_json(out / "peers.json", plain(merged))
-        write_text(out / "peers.md", markdown_report(merged))
-        plot_peers(merged, out / "peers.png")
+        # one method at a time, saved after each: a long run keeps everything it has measured
+        for method in args.methods.split(","):
+            part = run_peers([dim], [method], budget_s=args.time_budget, family=args.family, seed=args.seed,
+                             n_eval=args.eval_samples, clock=args.clock, log=lambda m: print(m, flush=True))
+            if not merged:
+                merged = part
+            merged["not_run"].update(part["not_run"])
+            entry = merged["pairs"].setdefault(str(dim), {**part["pairs"][str(dim)], "runs": {}})
+            entry["runs"].update(part["pairs"][str(dim)]["runs"])
+            merged["config"]["dims"] = [int(d) for d in merged["pairs"]]
+            merged["config"]["methods"] = list(dict.fromkeys([*merged["config"]["methods"], method]))
+            merged["meta"] = {**meta, "load_average_end": os.getloadavg(), "wall_seconds": time.perf_counter() - started}
+            write_json(out / "peers.json", plain(merged))
+            write_text(out / "peers.md", markdown_report(merged))
+            plot_peers(merged, out / "peers.png")
     print(markdown_report(merged))
     print(f"-> {out}/peers.json, peers.md, peers.png")
 

@@ -80,7 +80,71 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--mm2-inner-steps", type=positive_int, default=mm2["inner_steps"],
                    help="MM-2 steps on omega per step on theta")
     add_runtime_args(g)
+    _add_peers(benches)
     p.set_defaults(func=lambda _args: _missing(p))
+
+
+def _peer_methods(text: str) -> list[str]:
+    from ..testbeds.peers import peer_methods
+
+    names = [t.strip().lower() for t in text.split(",") if t.strip()]
+    known = peer_methods()
+    bad = [n for n in names if n not in known]
+    if not names or bad:
+        raise argparse.ArgumentTypeError(f"unknown method(s) {bad}; choose from {', '.join(known)}")
+    return names
+
+
+def _add_peers(benches: argparse._SubParsersAction) -> None:
+    """``w2gn compare peers``: the same flag vocabulary as ``compare gaussian`` (dims, out-dir, budget, clock, seed)."""
+    import inspect
+
+    from ..testbeds.peers import peer_methods, run_peers
+
+    d = {k: v.default for k, v in inspect.signature(run_peers).parameters.items()}
+    g = add_command(benches, "peers", "w2gn against OTT-JAX, POT and the paper's settings on pairs with known maps "
+                    "(issue 22)", run_peers_command)
+    g.add_argument("--dims", type=int_list, default=[8, 16, 32], help="dimensions")
+    g.add_argument("--methods", type=_peer_methods, default=list(peer_methods()),
+                   help="methods to run (peers whose package is missing are listed as not run)")
+    g.add_argument("--family", choices=["fitted", "hard"], default=d["family"],
+                   help="benchmark pairs (hard: D = 2, 4 only)")
+    g.add_argument("--out-dir", default="outputs", metavar="DIR", help="folder for the outputs (created if missing)")
+    add_time_budget_arg(g, d["budget_s"], text="training seconds of every method on every pair")
+    add_clock_arg(g)
+    g.add_argument("--eval-samples", type=positive_int, default=d["n_eval"],
+                   help="fixed evaluation samples for forward and inverse L2-UVP")
+    r = g.add_argument_group("runtime")
+    r.add_argument("--seed", type=int, default=d["seed"], help="seed of the initialisation and the sampling")
+    r.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def run_peers_command(args: argparse.Namespace) -> int:
+    """Every method one after another in this process, each with the same time budget, on the benchmark pair
+    of each dimension. Writes OUT_DIR/peers.json (every curve), OUT_DIR/peers.md (final and best L2-UVP,
+    times to reach each peer's final error, speed-up ratios) and OUT_DIR/peers.png (L2-UVP against seconds).
+    For a fair single-core comparison run it pinned: taskset -c 1 w2gn compare peers ...
+    """
+    import torch
+
+    from ..testbeds.peer_report import markdown_report, plain, plot_peers
+    from ..testbeds.peers import configure_jax_one_thread, run_peers
+
+    # one thread everywhere (torch here, XLA before JAX is imported): the methods share one core
+    torch.set_num_threads(1)
+    configure_jax_one_thread()
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result = run_peers(args.dims, args.methods, budget_s=args.time_budget, family=args.family, seed=args.seed,
+                       n_eval=args.eval_samples, clock=args.clock, log=lambda msg: say(msg, args.quiet))
+    stem = out_dir / "peers"
+    write_json(stem.with_suffix(".json"), plain(result))
+    report = markdown_report(result)
+    write_text(stem.with_suffix(".md"), report)
+    plot_peers(result, stem.with_suffix(".png"))
+    print(report)
+    print(f"-> {stem}.json, {stem}.md, {stem}.png")
+    return 0
 
 
 def _missing(p: argparse.ArgumentParser) -> int:

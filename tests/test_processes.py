@@ -129,3 +129,58 @@ def test_how_many_processes_and_how_they_split(monkeypatch):
     assert split_for(4, "both") == split_for(2, "theta") == "batch"
     assert split_for(2, "both", "batch") == "batch"
     assert torch.get_num_threads() >= 1
+
+
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as fh:
+        return [int(v) for v in fh.read().split()]
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc to find the ranks")
+def test_a_rank_killed_mid_run_ends_the_fit_with_an_error_and_keeps_the_checkpoints(tmp_path):
+    """SIGKILL on rank 1 while the ranks exchange gradients through shared memory: rank 0 reads end-of-file on
+    the pipe instead of waiting forever, the command fails with a message, and the checkpoints stay."""
+    data = _data(tmp_path)
+    out, ckdir = tmp_path / "m.pt", tmp_path / "m.pt.ckpt"
+    pr = subprocess.Popen([sys.executable, "-m", "w2gn", "fit", *data, "-o", str(out), "--quiet", "--processes", "2",
+                           "--iterations", "1000000", "--checkpoint-every", "20", *SMALL],
+                          env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not ckpt.list_checkpoints(ckdir):
+            assert pr.poll() is None, pr.stderr.read()[-3000:]
+            assert time.monotonic() < deadline, "no checkpoint"
+            time.sleep(0.02)
+        ranks = _children(pr.pid)
+        assert len(ranks) == 2
+        os.kill(ranks[1], signal.SIGKILL)
+        _, err = pr.communicate(timeout=60)
+    finally:
+        if pr.poll() is None:
+            os.killpg(pr.pid, signal.SIGKILL)
+    assert pr.returncode not in (0, None)
+    assert "w2gn: error" in err or "stopped" in err, err[-2000:]
+    assert ckpt.list_checkpoints(ckdir) and not out.exists()
+    for rank in ranks:  # no rank is left behind
+        assert not Path(f"/proc/{rank}").exists() or "zombie" in Path(f"/proc/{rank}/status").read_text()
+
+
+def test_torchrun_ranks_split_by_direction_over_gloo_equal_one_process(tmp_path):
+    """Without the parent's pipes (ranks started as torchrun starts them) the sum goes through gloo."""
+    data = _data(tmp_path)
+    common = ["fit", *data, "--quiet", "--no-checkpoints", "--iterations", "30", "--dtype", "float64", *SMALL]
+    assert _w2gn([*common, "-o", str(tmp_path / "one.pt"), "--processes", "1"]).returncode == 0
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    procs = [subprocess.Popen([sys.executable, "-m", "w2gn", *common, "-o", str(tmp_path / "two.pt"), "--split", "directions"],
+                              env={**ENV, "RANK": str(r), "LOCAL_RANK": str(r), "WORLD_SIZE": "2", "OMP_NUM_THREADS": "1",
+                                   "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in range(2)]
+    for pr in procs:
+        _, err = pr.communicate(timeout=300)
+        assert pr.returncode == 0, err[-3000:]
+    one, two = TransportMap.load(tmp_path / "one.pt"), TransportMap.load(tmp_path / "two.pt")
+    assert _max_weight_difference(one, two) < 1e-9

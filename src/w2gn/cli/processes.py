@@ -127,11 +127,16 @@ def _wait(procs: list[subprocess.Popen], logs: list) -> int:
                 if pr.poll() is None:
                     pr.terminate()
                 pr.wait()
+            code = int(procs[rank].returncode)
             if rank > 0:
                 log = logs[rank - 1]
                 log.seek(0)
                 sys.stderr.write(log.read()[-4000:])
-            return int(procs[rank].returncode)
+            if code < 0:  # killed by a signal: nothing of its own was said
+                print(f"w2gn: error: process {rank} of this fit was killed (signal {-code}); the checkpoints "
+                      "written so far are kept", file=sys.stderr)
+                return 1
+            return code
         time.sleep(0.05)
 
 

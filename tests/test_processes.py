@@ -77,7 +77,9 @@ def test_two_processes_follow_one_time_budget(tmp_path):
     assert info["stop"]["reason"] == "time budget"
 
 
-def test_ctrl_c_on_two_processes_saves_a_checkpoint_that_resumes(tmp_path):
+def _start_long_fit(tmp_path: Path, min_checkpoint: int) -> tuple[subprocess.Popen, Path, Path]:
+    """A 2-process fit that would run for hours, returned once it has written a checkpoint at or after
+    ``min_checkpoint``: (the command's process, its output path, its checkpoint folder)."""
     data = _data(tmp_path)
     out, ckdir = tmp_path / "m.pt", tmp_path / "m.pt.ckpt"
     pr = subprocess.Popen([sys.executable, "-m", "w2gn", "fit", *data, "-o", str(out), "--quiet", "--processes", "2",
@@ -85,10 +87,19 @@ def test_ctrl_c_on_two_processes_saves_a_checkpoint_that_resumes(tmp_path):
                           env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         deadline = time.monotonic() + 120
-        while not any(int(f.stem.split("-")[1]) >= 40 for f in ckpt.list_checkpoints(ckdir)):
+        while not any(int(f.stem.split("-")[1]) >= min_checkpoint for f in ckpt.list_checkpoints(ckdir)):
             assert pr.poll() is None, pr.stderr.read()[-3000:]
             assert time.monotonic() < deadline, "no checkpoint"
             time.sleep(0.02)
+    except BaseException:
+        os.killpg(pr.pid, signal.SIGKILL)
+        raise
+    return pr, out, ckdir
+
+
+def test_ctrl_c_on_two_processes_saves_a_checkpoint_that_resumes(tmp_path):
+    pr, out, ckdir = _start_long_fit(tmp_path, 40)
+    try:
         os.killpg(pr.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
         _, err = pr.communicate(timeout=60)
     finally:
@@ -140,17 +151,8 @@ def _children(pid: int) -> list[int]:
 def test_a_rank_killed_mid_run_ends_the_fit_with_an_error_and_keeps_the_checkpoints(tmp_path):
     """SIGKILL on rank 1 while the ranks exchange gradients through shared memory: rank 0 reads end-of-file on
     the pipe instead of waiting forever, the command fails with a message, and the checkpoints stay."""
-    data = _data(tmp_path)
-    out, ckdir = tmp_path / "m.pt", tmp_path / "m.pt.ckpt"
-    pr = subprocess.Popen([sys.executable, "-m", "w2gn", "fit", *data, "-o", str(out), "--quiet", "--processes", "2",
-                           "--iterations", "1000000", "--checkpoint-every", "20", *SMALL],
-                          env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    pr, out, ckdir = _start_long_fit(tmp_path, 20)
     try:
-        deadline = time.monotonic() + 120
-        while not ckpt.list_checkpoints(ckdir):
-            assert pr.poll() is None, pr.stderr.read()[-3000:]
-            assert time.monotonic() < deadline, "no checkpoint"
-            time.sleep(0.02)
         ranks = _children(pr.pid)
         assert len(ranks) == 2
         os.kill(ranks[1], signal.SIGKILL)

@@ -290,11 +290,13 @@ class LocalExchange:
             os.ftruncate(fd, n * like.element_size())
             os.close(fd)
             box = [path]
-        dist.broadcast_object_list(box, src=0)
-        self.view = torch.from_file(box[0], shared=True, size=n, dtype=like.dtype).view(2, 2, like.numel())
-        dist.barrier()
-        if self.rank == 0:
-            os.unlink(box[0])  # both ranks hold the mapping now
+        try:
+            dist.broadcast_object_list(box, src=0)
+            self.view = torch.from_file(box[0], shared=True, size=n, dtype=like.dtype).view(2, 2, like.numel())
+            dist.barrier()
+        finally:
+            if self.rank == 0:
+                os.unlink(box[0])  # both ranks hold the mapping now (or the exchange failed: leave nothing)
 
     def sum(self, buf: torch.Tensor) -> torch.Tensor:
         """``buf`` of this rank plus ``buf`` of the other rank (1-D, same size and dtype on both)."""

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from w2gn.cli.processes import AUTO_MIN_ITERATIONS
+
 
 def make_data(folder: Path, dim: int, n: int, seed: int = 0) -> tuple[Path, Path]:
     """A shifted, anisotropic, non-linear pair (so the fit does real work), ``n`` rows each."""
@@ -77,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
                     res = run_fit(px, py, folder / "map.pt", args.iterations, pinned)
                     rows[pinned].append(res)
                     label = "taskset -c 0" if pinned else "both cores"
-                    print(f"| {dim} | {label} | {1 if pinned else 2} | {res['steps']:.0f} | {res['train']:.1f} | "
+                    # what --processes auto chose (w2gn.cli.processes.resolve_processes): 1 below its step threshold
+                    procs = 1 if pinned or args.iterations < AUTO_MIN_ITERATIONS else 2
+                    print(f"| {dim} | {label} | {procs} | {res['steps']:.0f} | {res['train']:.1f} | "
                           f"{res['steps'] / res['train']:.1f} | {res['wall']:.1f} |", flush=True)
             one = {k: float(np.median([r[k] for r in rows[True]])) for k in ("train", "wall")}
             two = {k: float(np.median([r[k] for r in rows[False]])) for k in ("train", "wall")}

@@ -211,15 +211,24 @@ class DistributedW2GNSolver(W2GNSolver):
         keys = list(out)
         # rank 0's "a checkpoint is due after this step" travels with the statistics (its clock decides
         # time-based checkpoints), so that every rank takes part in capturing it
-        shared = self._checkpoints if isinstance(self._checkpoints, _SharedCheckpoints) else None
-        due = 1.0 if shared is not None and shared.due_on_rank0(iteration + 1) else 0.0
+        due = self._checkpoint_due(iteration + 1)
         flag = torch.tensor([due], dtype=torch.float64, device=out["loss"].device)
         stats = torch.cat([torch.stack([out[k].to(torch.float64) for k in keys]), flag])
         dist.all_reduce(stats)
-        if shared is not None:
-            shared.due_at = iteration + 1 if float(stats[-1]) > 0 else None
+        self._agree_checkpoint(iteration + 1, float(stats[-1]))
         stats = stats[:-1] / self.context.world_size
         return dict(zip(keys, stats))
+
+    def _checkpoint_due(self, iteration: int) -> float:
+        """1.0 if rank 0 will write a checkpoint after ``iteration`` (its clock decides), else 0.0: a flag that
+        travels with the step's summed statistics, so that every rank takes part in capturing it."""
+        shared = self._checkpoints if isinstance(self._checkpoints, _SharedCheckpoints) else None
+        return 1.0 if shared is not None and shared.due_on_rank0(iteration) else 0.0
+
+    def _agree_checkpoint(self, iteration: int, summed_flag: float) -> None:
+        """Every rank learns rank 0's decision from the summed :meth:`_checkpoint_due` flags."""
+        if isinstance(self._checkpoints, _SharedCheckpoints):
+            self._checkpoints.due_at = iteration if summed_flag > 0 else None
 
     def run(self, p: Sampler, q: Sampler, gen: torch.Generator, callback: Callback | None = None) -> None:
         ctx = self.context
@@ -358,8 +367,7 @@ class DirectionSplitW2GNSolver(DistributedW2GNSolver):
             if t.grad is None:  # e.g. psi_omega's output bias: no part in the forward half
                 t.grad = torch.zeros_like(t)
         keys = list(stats)
-        shared = self._checkpoints if isinstance(self._checkpoints, _SharedCheckpoints) else None
-        due = 1.0 if shared is not None and shared.due_on_rank0(self.iteration + 1) else 0.0
+        due = self._checkpoint_due(self.iteration + 1)
         grads = [t.grad.reshape(-1) for t in params]
         ref = grads[0]
         # one message per step: gradients, statistics and rank 0's "a checkpoint is due", summed
@@ -373,8 +381,7 @@ class DirectionSplitW2GNSolver(DistributedW2GNSolver):
         for t, g in zip(params, grads):
             t.grad.copy_(buf[offset:offset + g.numel()].view_as(t.grad))
             offset += g.numel()
-        if shared is not None:
-            shared.due_at = self.iteration + 1 if float(buf[-1]) > 0 else None
+        self._agree_checkpoint(self.iteration + 1, float(buf[-1]))
         # the halves' statistics add up to the whole objective's (each half reports zeros for the other's)
         return {k: buf[offset + i].to(stats[k].dtype) for i, k in enumerate(keys)}
 

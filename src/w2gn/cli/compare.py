@@ -137,14 +137,7 @@ def run_peers_command(args: argparse.Namespace) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     result = run_peers(args.dims, args.methods, budget_s=args.time_budget, family=args.family, seed=args.seed,
                        n_eval=args.eval_samples, clock=args.clock, log=lambda msg: say(msg, args.quiet))
-    stem = out_dir / "peers"
-    write_json(stem.with_suffix(".json"), plain(result))
-    report = markdown_report(result)
-    write_text(stem.with_suffix(".md"), report)
-    plot_peers(result, stem.with_suffix(".png"))
-    print(report)
-    print(f"-> {stem}.json, {stem}.md, {stem}.png")
-    return 0
+    return _write_outputs(out_dir / "peers", result, markdown_report(result), plot_peers, to_json=plain)
 
 
 def _missing(p: argparse.ArgumentParser) -> int:
@@ -175,11 +168,15 @@ def run_gaussian(args: argparse.Namespace) -> int:
         device=args.device, dtype=args.dtype, method_options={m: o for m, o in options.items() if m in args.methods},
         progress=not args.quiet, log=lambda msg: say(msg, args.quiet),
     )
-    stem = out_dir / "compare_gaussian"
-    write_json(stem.with_suffix(".json"), result)
-    report = markdown_report(result)
+    return _write_outputs(out_dir / "compare_gaussian", result, markdown_report(result), plot_convergence)
+
+
+def _write_outputs(stem: Path, result: dict, report: str, plot, to_json=None) -> int:
+    """STEM.json (``to_json(result)``, or ``result``), STEM.md (the report, also printed) and STEM.png
+    (``plot(result, path)``)."""
+    write_json(stem.with_suffix(".json"), to_json(result) if to_json is not None else result)
     write_text(stem.with_suffix(".md"), report)
-    plot_convergence(result, stem.with_suffix(".png"))
+    plot(result, stem.with_suffix(".png"))
     print(report)
     print(f"-> {stem}.json, {stem}.md, {stem}.png")
     return 0

@@ -98,6 +98,9 @@ def session(device: str = "cpu") -> Iterator[tuple[DistContext, str]]:
     dist.init_process_group(backend=backend)
     try:
         yield dataclasses.replace(ctx, backend=backend), device
+        # rank 0 still saves the map when the others are done: tear down together, so that no rank's gloo
+        # threads see a peer's connection close under them (seen once as an abort of rank 0 at exit)
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 

@@ -146,12 +146,28 @@ def test_latent_fid_wiring(tmp_path, monkeypatch):
                        iterations=5, pretrain_iterations=0, hidden=[4], rank=1, fid_images=12, density_samples=0,
                        progress=False)
     rep = run_latent(cfg)
-    names = ["reconstruction Dec(Enc(X))", "raw decoding Dec(Z)", "mapped Dec(grad psi(Z))"]
+    names = ["reconstruction Dec(Enc(X))", "raw decoding Dec(Z)", "mapped Dec(grad psi(Z))", "linear map Dec(A Z + b)"]
     assert list(rep["fid"]) == names and rep["fid_images"] == 12
     ref, *scored = seen
-    assert len(scored) == 3 and (ref[:, -1] == 1).all()  # the reference: the held-out real (8-bit) images
+    assert len(scored) == 4 and (ref[:, -1] == 1).all()  # the reference: the held-out real (8-bit) images
     assert all((s[:, -1] == 0).all() for s in scored)  # every scored set: decoded images
     self_fid = fid_from_features(ref, ref)
     for name, feats in zip(names, scored):
         assert rep["fid"][name] == pytest.approx(fid_from_features(ref, feats))
         assert self_fid < 1e-6 < 0.9 < rep["fid"][name], name  # the real images score lowest, as claimed
+
+
+def test_linear_latent_map_matches_the_codes_mean_and_covariance():
+    """The linear baseline row of the latent table: N(0, I) pushed to the Gaussian fit of the codes."""
+    from w2gn.applications.latent import linear_latent_map
+
+    g = torch.Generator().manual_seed(0)
+    codes = torch.randn(4000, 3, generator=g) @ torch.tensor([[2.0, 0.0, 0.0], [1.0, 0.5, 0.0], [0.0, -1.0, 3.0]]) + 5.0
+    z = torch.randn(200_000, 3, generator=g)
+    lz = linear_latent_map(codes)(z)
+    torch.testing.assert_close(lz.mean(0), codes.mean(0), atol=0.05, rtol=0)
+    torch.testing.assert_close(torch.cov(lz.T), torch.cov(codes.T), atol=0.1, rtol=0.02)
+    # the Bures map is the gradient of a convex quadratic: its matrix is symmetric positive definite
+    a = linear_latent_map(codes)(torch.eye(3)) - linear_latent_map(codes)(torch.zeros(1, 3))
+    torch.testing.assert_close(a, a.T)
+    assert torch.linalg.eigvalsh(a).min() > 0

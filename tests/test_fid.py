@@ -63,3 +63,29 @@ def test_inception_features():
     np.testing.assert_allclose(net(grey)[0], both[0], rtol=1e-4, atol=1e-4)
     # different images give different features (the network is not constant)
     assert np.abs(f[0] - f[1]).max() > 1e-3
+
+
+def test_fid_of_real_against_real_is_far_below_real_against_noise():
+    """With the real Inception network: two disjoint sets of crops of the same photos are close in FID,
+    and uniform noise images are far from them (issue 19's sanity check of the FID pipeline)."""
+    from sklearn.datasets import load_sample_images
+
+    photos = [torch.as_tensor(np.asarray(p, np.float32) / 255.0).permute(2, 0, 1) for p in load_sample_images().images]
+    g = torch.Generator().manual_seed(0)
+
+    def crops(n):
+        out = []
+        for i in range(n):
+            p = photos[i % len(photos)]
+            r = int(torch.randint(0, p.shape[1] - 64, (1,), generator=g))
+            c = int(torch.randint(0, p.shape[2] - 64, (1,), generator=g))
+            out.append(p[:, r:r + 64, c:c + 64])
+        return torch.stack(out)
+
+    net = InceptionFeatures()
+    ref, other = net(crops(16)), net(crops(16))
+    noise = net(torch.rand(16, 3, 64, 64, generator=g))
+    real_vs_real = fid_from_features(ref, other)
+    real_vs_noise = fid_from_features(ref, noise)
+    assert np.isfinite(real_vs_real) and np.isfinite(real_vs_noise)
+    assert real_vs_real < 0.5 * real_vs_noise, (real_vs_real, real_vs_noise)

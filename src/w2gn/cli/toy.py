@@ -8,7 +8,7 @@ from pathlib import Path
 from ..applications.toy import TOY_DEFAULTS, TOY_TARGETS
 from ..solvers.presets import preset_defaults
 from .common import int_list, positive_int, say, write_json
-from .options import add_runtime_args, add_training_args, training_options
+from .options import accuracy_options, add_accuracy_args, add_runtime_args, add_training_args, training_options
 
 #: the settings of Appendix C.3 (:data:`w2gn.applications.toy.TOY_DEFAULTS`) over the paper's algorithm
 DEFAULTS = {**preset_defaults("paper"), **TOY_DEFAULTS}
@@ -38,6 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--save-map", metavar="PATH", help="also save the fitted map (.pt) (default: not saved)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     add_training_args(p, DEFAULTS)
+    add_accuracy_args(p, DEFAULTS)
     add_runtime_args(p)
     p.set_defaults(func=run)
 
@@ -58,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
         check_output_path(args.save_map, args.overwrite)
     say(f"toy {args.target}: N(0, I) -> {args.target}, {args.iterations} steps", args.quiet)
     res = run_toy(args.target, snapshots=args.snapshots, eval_samples=args.eval_samples,
-                  exact_samples=args.exact_samples, time_budget=args.time_budget, **training_options(args))
+                  exact_samples=args.exact_samples, time_budget=args.time_budget, **training_options(args),
+                  **accuracy_options(args))
     toy_figure(res, png)
     write_json(js, {"target": args.target, "metrics": res.metrics, "snapshots": [s["iteration"] for s in res.snapshots],
                     "config": res.fitted.info.get("config", {}), "history": res.fitted.info.get("history", [])})

@@ -77,14 +77,16 @@ def test_two_processes_follow_one_time_budget(tmp_path):
     assert info["stop"]["reason"] == "time budget"
 
 
-def _start_long_fit(tmp_path: Path, min_checkpoint: int) -> tuple[subprocess.Popen, Path, Path]:
+def _start_long_fit(tmp_path: Path, min_checkpoint: int, ignore_sigint: bool = False) -> tuple[subprocess.Popen, Path, Path]:
     """A 2-process fit that would run for hours, returned once it has written a checkpoint at or after
-    ``min_checkpoint``: (the command's process, its output path, its checkpoint folder)."""
+    ``min_checkpoint``: (the command's process, its output path, its checkpoint folder). ``ignore_sigint``:
+    start it with SIGINT ignored, as a shell without job control starts a background command."""
     data = _data(tmp_path)
     out, ckdir = tmp_path / "m.pt", tmp_path / "m.pt.ckpt"
     pr = subprocess.Popen([sys.executable, "-m", "w2gn", "fit", *data, "-o", str(out), "--quiet", "--processes", "2",
                            "--iterations", "1000000", "--checkpoint-every", "20", *SMALL],
-                          env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                          env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                          preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_sigint else None)
     try:
         deadline = time.monotonic() + 120
         while not any(int(f.stem.split("-")[1]) >= min_checkpoint for f in ckpt.list_checkpoints(ckdir)):
@@ -113,6 +115,21 @@ def test_ctrl_c_on_two_processes_saves_a_checkpoint_that_resumes(tmp_path):
     done = _w2gn(["resume", str(ckdir), "--iterations", str(last + 30)])
     assert done.returncode == 0, done.stderr[-3000:]
     assert TransportMap.load(out).info["iterations"] == last + 30
+
+
+def test_sigterm_stops_a_background_two_process_fit_that_ignores_sigint(tmp_path):
+    """'nohup w2gn fit ... &' from a script inherits SIGINT ignored; SIGTERM to the command must still make rank 0
+    save and stop. Shown to hang (rank 0 never saw the parent's SIGINT) before rank_main restored the handler."""
+    pr, out, ckdir = _start_long_fit(tmp_path, 20, ignore_sigint=True)
+    try:
+        pr.send_signal(signal.SIGTERM)  # the command alone, as 'kill PID' does
+        _, err = pr.communicate(timeout=60)
+    finally:
+        if pr.poll() is None:
+            os.killpg(pr.pid, signal.SIGKILL)
+    assert pr.returncode == 130, err[-3000:]
+    assert "w2gn resume" in err and "Traceback" not in err
+    assert int(ckpt.list_checkpoints(ckdir)[-1].stem.split("-")[1]) >= 20 and not out.exists()
 
 
 def test_a_failing_rank_stops_the_others_and_its_message_is_shown(capsys):

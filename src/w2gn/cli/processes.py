@@ -42,6 +42,8 @@ def usable_cores() -> int:
 #: ``--processes auto`` uses 2 processes only for runs of at least this many steps: starting 2 more
 #: interpreters costs a few seconds, which a shorter fit (seconds on a CPU) would not win back
 AUTO_MIN_ITERATIONS = 2000
+#: seconds a rank gets to exit after SIGTERM when the command ends, before it is killed
+STOP_TIMEOUT = 30.0
 
 
 def resolve_processes(value: str, device: str, correlation_on: str, iterations: int = AUTO_MIN_ITERATIONS) -> int:
@@ -108,7 +110,11 @@ def launch(argv: list[str], world: int) -> int:
         for pr in procs:
             if pr.poll() is None:
                 pr.terminate()
-            pr.wait()
+            try:  # a rank stuck where signals cannot reach Python (inside a collective) must not hang the command
+                pr.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                pr.kill()
+                pr.wait()
         for log in logs:
             log.close()
 
@@ -144,6 +150,10 @@ def rank_main() -> int:
     """The body of a rank started by :func:`launch`: the ``w2gn`` command line it was given."""
     from . import main
 
+    # the parent interrupts rank 0 with SIGINT: make sure it raises KeyboardInterrupt here even if this process
+    # inherited SIGINT as ignored (a shell without job control starts background commands that way, e.g.
+    # 'nohup w2gn fit ... &' in a script), or rank 0 would never save and stop
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     _stop_with_parent()
     return main(json.loads(os.environ[ARGV]))
 

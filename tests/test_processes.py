@@ -86,7 +86,9 @@ def _start_long_fit(tmp_path: Path, min_checkpoint: int, ignore_sigint: bool = F
     pr = subprocess.Popen([sys.executable, "-m", "w2gn", "fit", *data, "-o", str(out), "--quiet", "--processes", "2",
                            "--iterations", "1000000", "--checkpoint-every", "20", *SMALL],
                           env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                          preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_sigint else None)
+                          # a terminal's foreground command starts with SIGINT at its default, whatever this test
+                          # process inherited (a background CI job may run with it ignored)
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN if ignore_sigint else signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 120
         while not any(int(f.stem.split("-")[1]) >= min_checkpoint for f in ckpt.list_checkpoints(ckdir)):

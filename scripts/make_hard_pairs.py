@@ -122,8 +122,8 @@ def make(dim: int, check_every: int, max_steps: int, explore: bool = False, pret
         if ((in_band or overshot) and not explore) or steps >= max_steps:
             break
         for s in solvers:  # continue both trainings where they stopped (same sampling stream)
-            # step decay: the rate divided by 10 at each of lr_drops (a noise-limited plateau at a high rate)
-            s.schedule.scale = 0.1 ** sum(steps >= d for d in lr_drops)
+            # step decay: the rate divided by 10 at each of lr_drops, on top of any divergence restart's factor
+            s.schedule.scale = s.config.restart_lr_factor ** s.restarts * 0.1 ** sum(steps >= d for d in lr_drops)
             s.set_horizon(s.iteration + check_every)
             s.run(*s.samplers)
     info = {

@@ -101,18 +101,23 @@ def _start_long_fit(tmp_path: Path, min_checkpoint: int, ignore_sigint: bool = F
     return pr, out, ckdir
 
 
-def test_ctrl_c_on_two_processes_saves_a_checkpoint_that_resumes(tmp_path):
-    pr, out, ckdir = _start_long_fit(tmp_path, 40)
+def _interrupted(pr: subprocess.Popen, ckdir: Path, send) -> int:
+    """``send()`` a signal to the running fit ``pr``; assert that it stops as an interrupt (status 130, a resume
+    hint, no traceback) within a minute; return the iteration of its newest checkpoint."""
     try:
-        os.killpg(pr.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        send()
         _, err = pr.communicate(timeout=60)
     finally:
         if pr.poll() is None:
             os.killpg(pr.pid, signal.SIGKILL)
     assert pr.returncode == 130, err[-3000:]
     assert "w2gn resume" in err and "Traceback" not in err
-    saved = ckpt.list_checkpoints(ckdir)
-    last = int(saved[-1].stem.split("-")[1])
+    return int(ckpt.list_checkpoints(ckdir)[-1].stem.split("-")[1])
+
+
+def test_ctrl_c_on_two_processes_saves_a_checkpoint_that_resumes(tmp_path):
+    pr, out, ckdir = _start_long_fit(tmp_path, 40)
+    last = _interrupted(pr, ckdir, lambda: os.killpg(pr.pid, signal.SIGINT))  # what Ctrl-C in a terminal does
     assert last >= 40 and not out.exists()
     done = _w2gn(["resume", str(ckdir), "--iterations", str(last + 30)])
     assert done.returncode == 0, done.stderr[-3000:]
@@ -123,15 +128,8 @@ def test_sigterm_stops_a_background_two_process_fit_that_ignores_sigint(tmp_path
     """'nohup w2gn fit ... &' from a script inherits SIGINT ignored; SIGTERM to the command must still make rank 0
     save and stop. Shown to hang (rank 0 never saw the parent's SIGINT) before rank_main restored the handler."""
     pr, out, ckdir = _start_long_fit(tmp_path, 20, ignore_sigint=True)
-    try:
-        pr.send_signal(signal.SIGTERM)  # the command alone, as 'kill PID' does
-        _, err = pr.communicate(timeout=60)
-    finally:
-        if pr.poll() is None:
-            os.killpg(pr.pid, signal.SIGKILL)
-    assert pr.returncode == 130, err[-3000:]
-    assert "w2gn resume" in err and "Traceback" not in err
-    assert int(ckpt.list_checkpoints(ckdir)[-1].stem.split("-")[1]) >= 20 and not out.exists()
+    last = _interrupted(pr, ckdir, lambda: pr.send_signal(signal.SIGTERM))  # the command alone, as 'kill PID' does
+    assert last >= 20 and not out.exists()
 
 
 def test_a_failing_rank_stops_the_others_and_its_message_is_shown(capsys):

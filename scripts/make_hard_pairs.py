@@ -77,7 +77,8 @@ def score(pot: NormalizedSumPotential, x: torch.Tensor) -> dict[str, float]:
 def make(dim: int, check_every: int, max_steps: int, explore: bool = False, pretrain: int = 1000,
          check_samples: int = CHECK_SAMPLES, log=print, lr: float = 1e-3,
          draw: int | None = None, correlation_on: str = "theta",
-         lr_drops: tuple[int, ...] = (), pushforward_check: int = 0) -> tuple[dict, dict]:
+         lr_drops: tuple[int, ...] = (), pushforward_check: int = 0,
+         input_lr_factor: float = 1.0) -> tuple[dict, dict]:
     """Train one hard pair; returns the state to save and a summary (steps, seconds, check scores).
 
     ``pretrain``: identity pretraining steps of each potential (the W2GN default, 1000) and
@@ -98,7 +99,8 @@ def make(dim: int, check_every: int, max_steps: int, explore: bool = False, pret
                        strong_convexity=STRONG_CONVEXITY, cycle_x=True, cycle_y=True, lambda_cycle=float(dim),
                        seed=seed, progress=False, log_every=check_every, gradient_mode="analytic",
                        pretrain_iterations=pretrain, precondition="none",  # the pair is built in P's coordinates
-                       correlation_on=correlation_on)  # "theta": as the D = 2, 4 weights were trained
+                       correlation_on=correlation_on,  # "theta": as the D = 2, 4 weights were trained
+                       input_lr_factor=input_lr_factor)
         s.fit(src, tgt, potential=net)
         solvers.append(s)
     pub_id, pub_lin = PUBLISHED_BASELINES.get(dim, (math.inf, math.inf))
@@ -139,6 +141,7 @@ def make(dim: int, check_every: int, max_steps: int, explore: bool = False, pret
         "lambda_cycle": float(dim),
         "correlation_on": correlation_on,
         "lr_drops": list(lr_drops),
+        "input_lr_factor": input_lr_factor,
         "strong_convexity": STRONG_CONVEXITY,
         "torch": str(torch.__version__),
     }
@@ -221,6 +224,8 @@ def main() -> None:
     ap.add_argument("--scan-draws", default=None, metavar="K0-K1",
                     help="train nothing: print the discrete-OT estimate of each draw's converged scores (draws K0..K1)")
     ap.add_argument("--scan-samples", type=int, default=1500, help="samples per side of --scan-draws")
+    ap.add_argument("--input-lr-factor", type=float, default=1.0,
+                    help="learning-rate multiplier of the layers that read x (default 1: the published settings)")
     ap.add_argument("--draw", type=int, default=None, help="mixture draw k (default: DRAWS[D], else 0)")
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
@@ -239,7 +244,7 @@ def main() -> None:
         state, summary = make(dim, args.check_every, args.max_steps, args.explore, lr=args.lr, draw=args.draw,
                               correlation_on=args.correlation_on,
                               lr_drops=tuple(int(v) for v in args.lr_drops.split(",") if v),
-                              pushforward_check=args.pushforward_check)
+                              pushforward_check=args.pushforward_check, input_lr_factor=args.input_lr_factor)
         path = args.out / f"hard_d{dim}.pt"
         atomic_torch_save(state, path)
         pair = hard_state_to_pair(torch.load(path, weights_only=True), str(path))

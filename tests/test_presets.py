@@ -27,6 +27,7 @@ def test_fit_preset_is_what_the_fit_command_trains_with():
         60000, default_lr(8), "cosine", 0.99, "analytic", 20)
     assert c.precondition == "diagonal"
     assert (c.refine_steps, c.expectile_weight, c.init) == (0, 0.0, "identity")
+    assert c.input_lr_factor == 10.0 and W2GNConfig().input_lr_factor == 1.0  # the paper's single rate stays the API's
     assert get_preset("fit").time_budget == 900.0 and get_preset("fit-default") is PRESETS["fit"]
     assert preset("fit", dim=512)["lr"] == default_lr(512)
     assert "lr" not in preset("fit")  # no dimension yet: the config's own lr applies

@@ -53,6 +53,7 @@ def test_same_seed_same_weights_different_seed_different_weights():
         dict(cycle_normalization="sample", lambda_cycle=2.0),
         dict(correlation_on="omega", cycle_x=True, cycle_y=False),
         dict(l1_penalty=1e-6, dtype="float64", rank=2, hidden=[16, 16]),
+        dict(input_lr_factor=10.0, lr_schedule="cosine"),
     ],
 )
 def test_options_train_and_keep_weights_projected(opts):
@@ -64,6 +65,22 @@ def test_options_train_and_keep_weights_projected(opts):
     fwd, inv, ident = uvp(fitted, pair)
     assert fwd < ident / 3 and inv < ident / 3, (opts, fwd, inv, ident)
     assert len(solver.history) == 6 and {"loss", "cycle_y", "w2_dual"} <= set(solver.history[-1])
+
+
+def test_input_lr_factor_gives_the_input_layers_their_own_rate():
+    """The convex-quadratic layers (the only ones that read x) form a second Adam group at lr * factor; the
+    rest stay at lr; factor 1 keeps one group (older checkpoints' optimiser states still load)."""
+    solver = W2GNSolver(iterations=3, pretrain_iterations=0, lr=2e-3, input_lr_factor=30.0, **FAST)
+    solver.fit(np.random.randn(64, 3), np.random.randn(64, 3))
+    for opt, net in ((solver.opt_theta, solver.theta), (solver.opt_omega, solver.omega)):
+        rest, inputs = opt.param_groups
+        assert rest["lr"] == pytest.approx(2e-3) and inputs["lr"] == pytest.approx(6e-2)
+        assert {id(p) for p in inputs["params"]} == {id(p) for p in net.input_parameters()}
+        assert {id(p) for p in rest["params"]} | {id(p) for p in inputs["params"]} == {id(p) for p in net.parameters()}
+        assert not {id(p) for p in net.constrained_parameters()} & {id(p) for p in inputs["params"]}
+    plain = W2GNSolver(iterations=3, pretrain_iterations=0, **FAST)
+    plain.fit(np.random.randn(64, 3), np.random.randn(64, 3))
+    assert len(plain.opt_theta.param_groups) == 1
 
 
 def test_stop_gradient_leaves_omega_to_the_cycle_term():
@@ -122,6 +139,7 @@ def test_nan_in_data_stream_stops_with_divergence_error():
         (dict(cycle_x=False, cycle_y=False), "cycle"),
         (dict(nonsense=1), "unknown option"),
         (dict(dtype="float16"), "dtype"),
+        (dict(input_lr_factor=0.0), "input_lr_factor"),
     ],
 )
 def test_bad_options_are_refused(kwargs, match):

@@ -34,6 +34,12 @@ from ..solvers import TimeBudget, W2GNSolver
 #: back over the sector. It stays a contraction (eight blobs), and the forward map, trained against
 #: those blobs, stays an octagon through the modes (benchmarks/results/toy.md, issue 24). R_X measures
 #: the cycle on P's side, where the inverse's error is large, and the inverse spreads within 1000 steps.
+#: And the convex-quadratic layers (the only ones that read x) learn at 100x the rate (``input_lr_factor``):
+#: the true map is nearly constant on a cell of P around each mode and jumps between cells, which needs
+#: large input weights (sharp CELU transitions), while Adam moves every weight by about ``lr`` per step
+#: whatever its size; at 1e-3 the input weights (~0.7 at initialisation) take tens of thousands of
+#: steps to grow, the hidden ones (~1/128) move 10 % a step. 49 Gaussians at 3000 steps: on-mode 0.21
+#: (2000 steps) at 1x, 0.31 at 10x, 0.52 at 30x, 0.69 at 100x (benchmarks/results/toy.md, issue 24).
 TOY_DEFAULTS: dict[str, Any] = {
     "iterations": 30000,
     "batch_size": 1024,
@@ -48,6 +54,9 @@ TOY_DEFAULTS: dict[str, Any] = {
     # (8 Gaussians, 2000 it.: on-mode 0.841 vs 0.834, inverse W2 1.30x vs 1.23x its floor)
     "correlation_on": "theta",
     "cycle_x": True,
+    "input_lr_factor": 100.0,
+    # the Dense ICNN's explicit gradient: the same maps as double backward, faster
+    "gradient_mode": "analytic",
 }
 
 #: target name -> factory of the target sampler ``Q`` (the source is always ``N(0, I_2)``)

@@ -140,6 +140,8 @@ ACCURACY_SPECS: dict[str, Spec] = {
     "lr_schedule": ("--lr-schedule", ["constant", "cosine"], "learning-rate schedule"),
     "ema_decay": ("--ema-decay", nonneg_float, "weight averaging decay, 0 = off"),
     "init": ("--init", ["identity", "linear"], "pretrain to the identity or to the best linear map"),
+    "input_lr_factor": ("--input-lr-factor", positive_float,
+                        "learning-rate multiplier of the layers that read x (the convex-quadratic ones)"),
 }
 
 

@@ -14,6 +14,10 @@ from .options import accuracy_options, add_accuracy_args, add_runtime_args, add_
 DEFAULTS = {**preset_defaults("paper"), **TOY_DEFAULTS}
 
 
+def _input_rate(factor: float) -> str:
+    return f"; the input layers at {factor:g}x the rate, --input-lr-factor 1 for C.3" if factor != 1 else ""
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     d = DEFAULTS
     p = sub.add_parser(
@@ -22,7 +26,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Fit W2GN from N(0, I) to a 2-D target with the settings of Appendix C.3 (Dense ICNN "
         f"[2; {'; '.join(map(str, d['hidden']))}] of rank {d['rank']}, {d['iterations']} steps of {d['batch_size']} "
         f"samples, lr {d['lr']:g}, lambda {d['lambda_cycle']:g}, L1 {d['l1_penalty']:g}"
-        f"{'; plus the R_X cycle term, --no-cycle-x to drop it' if d['cycle_x'] else ''}: the defaults below) and write "
+        f"{'; plus the R_X cycle term, --no-cycle-x to drop it' if d['cycle_x'] else ''}"
+        f"{_input_rate(d['input_lr_factor'])}"
+        ": the defaults below) and write "
         "OUT_DIR/toy_<target>.png (input, target, forward- and inverse-mapped samples at the snapshot "
         "iterations) and OUT_DIR/toy_<target>.json (exact and sliced sample W2 between grad psi_theta # P "
         "and Q, and for mixtures the fraction of modes that receive mass).",

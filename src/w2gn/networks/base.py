@@ -42,6 +42,11 @@ class ConvexPotential(nn.Module):
         """Parameters that must stay non-negative for the network to be convex."""
         return []
 
+    def input_parameters(self) -> list[nn.Parameter]:
+        """Parameters of the layers that read the raw input ``x`` (an optimiser may give them their own
+        learning rate: see ``input_lr_factor`` of :class:`~w2gn.solvers.PotentialConfig`). Default: none."""
+        return []
+
     def l1_norm(self) -> torch.Tensor:
         """Sum of absolute values of all parameters (the paper's L1 weight penalty, C.3-C.8)."""
         return sum(p.abs().sum() for p in self.parameters())  # type: ignore[return-value]

@@ -160,6 +160,10 @@ class DenseICNN(ConvexPotential):
     def constrained_parameters(self) -> list[nn.Parameter]:
         return [layer.weight for layer in self.convex_layers] + [self.final_layer.weight]
 
+    def input_parameters(self) -> list[nn.Parameter]:
+        """The convex-quadratic layers' ``F``, ``W`` and biases: the only weights that see ``x``."""
+        return [p for layer in self.quadratic_layers for p in layer.parameters()]
+
     def config(self) -> dict[str, Any]:
         return {
             "dim": self.dim,

@@ -43,11 +43,14 @@ class PotentialConfig(SolverConfig):
     pretrain_iterations: int = 1000
     pretrain_lr: float = 1e-3
     pretrain_tol: float = 1e-4
+    input_lr_factor: float = 1.0
 
     def validate(self) -> None:
         super().validate()
         if self.pretrain_iterations < 0:
             raise W2GNUserError(f"pretrain_iterations must be >= 0, got {self.pretrain_iterations}")
+        if not self.input_lr_factor > 0:
+            raise W2GNUserError(f"input_lr_factor must be positive, got {self.input_lr_factor}")
         if self.rank <= 0:
             raise W2GNUserError(f"rank must be positive, got {self.rank}")
 
@@ -84,4 +87,15 @@ def pretrained_potential(solver, p: Sampler, q: Sampler, generator: torch.Genera
 
 
 def adam(net: torch.nn.Module, config: PotentialConfig, lr: float | None = None) -> torch.optim.Adam:
-    return torch.optim.Adam(net.parameters(), lr=config.lr if lr is None else lr, betas=tuple(config.betas))
+    """Adam over ``net``'s parameters at ``lr`` (default ``config.lr``); with ``config.input_lr_factor != 1``
+    the layers that read the raw input (:meth:`~w2gn.networks.ConvexPotential.input_parameters`) form a
+    second group at ``lr * input_lr_factor`` (one group otherwise, so older optimiser states still load)."""
+    lr = config.lr if lr is None else lr
+    betas = tuple(config.betas)
+    inputs = list(net.input_parameters()) if hasattr(net, "input_parameters") else []
+    if config.input_lr_factor == 1.0 or not inputs:
+        return torch.optim.Adam(net.parameters(), lr=lr, betas=betas)
+    ids = {id(p) for p in inputs}
+    rest = [p for p in net.parameters() if id(p) not in ids]
+    return torch.optim.Adam([{"params": rest, "lr": lr}, {"params": inputs, "lr": lr * config.input_lr_factor}],
+                            lr=lr, betas=betas)

@@ -38,7 +38,7 @@ from ..networks import ConvexPotential, ConvICNN, DenseICNN
 from .base import (
     Solver,
 )
-from .icnn_config import PotentialConfig, default_hidden
+from .icnn_config import PotentialConfig, adam, default_hidden
 from .objective import W2GNTerms, w2gn_objective
 from .pretrain import linear_init_maps, pretrain_identity
 
@@ -214,8 +214,8 @@ class W2GNSolver(Solver):
             omega = copy.deepcopy(theta)
         self.theta = theta
         self.omega = omega
-        self.opt_theta = torch.optim.Adam(self.theta.parameters(), lr=c.lr, betas=tuple(c.betas))
-        self.opt_omega = torch.optim.Adam(self.omega.parameters(), lr=c.lr, betas=tuple(c.betas))
+        self.opt_theta = adam(self.theta, c)
+        self.opt_omega = adam(self.omega, c)
 
     def modules(self) -> dict[str, torch.nn.Module]:
         return {"theta": self.theta, "omega": self.omega}

@@ -32,7 +32,11 @@ class PotentialConfig(SolverConfig):
     ``rank``, ``activation``, ``strong_convexity``: the :class:`~w2gn.networks.DenseICNN`;
     ``betas``: Adam's; ``pretrain_iterations``/``pretrain_lr``/``pretrain_tol``: identity
     pretraining (C.1) of every potential before training (0 = none), as W2GN does, so that all
-    methods start from the same map.
+    methods start from the same map. ``input_lr_factor``: the learning rate of the layers that read x
+    (Dense ICNN: the convex-quadratic ones) over ``lr``; 1 = the paper's single rate. Adam moves every
+    weight by about ``lr`` per step, so input weights (~1/sqrt(D)) change far slower, relatively, than
+    the non-negative hidden ones (~1/width), and maps that jump between regions are learned slowly
+    (issue 24; ``w2gn toy`` uses 100, ``w2gn fit`` 10).
     """
 
     hidden: list[int] | None = None

@@ -6,7 +6,8 @@ each (as in ``toy_bound.py``), and the toy's Dense ICNN (``TOY_DEFAULTS`` widths
 pretraining, weight clipping) is regressed onto it, ``min E ||grad psi(x_i) - y_i||^2``, with Adam: the
 hidden and output layers at ``--lr``, the convex-quadratic layers (the only ones that read x) at ``--lr``
 times ``--input-lr-factor``; no rate decay. Every 500 steps the on-mode fraction and strict mode count of
-the fitted map on 4096 fresh points of P are printed as one JSON line.
+the fitted map on 4096 fresh points of P are printed as one JSON line. ``--drop-at 0.7`` divides the rates
+by 10 for the last 30 % of the steps, as ``toy_bound.py`` does.
 
     PYTHONPATH=src python benchmarks/toy_input_rate.py --target 49gaussians --steps 2500 --lr 1e-3 --input-lr-factor 10
 """
@@ -33,6 +34,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=2500)
     ap.add_argument("--lr", type=float, default=1e-3, help="Adam rate of the hidden and output layers")
     ap.add_argument("--input-lr-factor", type=float, default=1.0, help="the input layers' rate over --lr")
+    ap.add_argument("--drop-at", type=float, default=None,
+                    help="divide both rates by 10 after this fraction of the steps (default: no decay)")
+    ap.add_argument("--hidden", type=int, nargs="*", default=None, help="ICNN widths (default: the toy's, C.3)")
     ap.add_argument("--pairs", type=int, default=4000)
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
@@ -43,13 +47,18 @@ def main() -> None:
     gen = torch.Generator().manual_seed(20_000 + a.seed)
     x = source.sample(a.pairs, gen).float()
     y_of_x = discrete_ot_pairs(x, target.sample(a.pairs, gen).float())
-    solver = W2GNSolver(**{**TOY_DEFAULTS, "seed": a.seed, "input_lr_factor": a.input_lr_factor, "lr": a.lr})
+    widths = {"hidden": a.hidden} if a.hidden else {}
+    solver = W2GNSolver(**{**TOY_DEFAULTS, "seed": a.seed, "input_lr_factor": a.input_lr_factor, "lr": a.lr, **widths})
     c = solver.config
     net = solver.build_potential((2,), a.seed)
     pretrain_identity(net, [source, target], c.pretrain_iterations, c.batch_size, c.pretrain_lr, c.pretrain_tol, gen)
     opt = adam(net, c)  # the solver's own optimiser construction: two groups when the factor is not 1
     t0 = time.perf_counter()
+    drop_step = None if a.drop_at is None else int(a.drop_at * a.steps)
     for it in range(1, a.steps + 1):
+        if it == drop_step:  # the bound of toy_bound.py ends at a tenth of the rate: it sharpens the fit
+            for group in opt.param_groups:
+                group["lr"] /= 10
         idx = torch.randint(0, a.pairs, (c.batch_size,), generator=gen)
         loss = (net.gradient(x[idx], create_graph=True) - y_of_x[idx]).square().sum(1).mean()
         opt.zero_grad(set_to_none=True)
@@ -58,7 +67,8 @@ def main() -> None:
         net.project()
         if it % 500 == 0 or it == a.steps:
             mapped = net.map(x_eval)
-            print(json.dumps({"target": a.target, "lr": a.lr, "input_lr_factor": a.input_lr_factor, "step": it,
+            print(json.dumps({"target": a.target, "lr": a.lr, "input_lr_factor": a.input_lr_factor,
+                              "drop_at": a.drop_at, "hidden": c.hidden, "step": it,
                               "loss": round(float(loss.detach()), 5),
                               "on_mode": mode_coverage(mapped, target)["on_mode_fraction"],
                               "strict": mode_coverage(mapped, target, min_share=0.5)["modes_covered_count"],

@@ -15,6 +15,7 @@ from .hard import (
     hard_dims,
     hard_pair,
     hard_state_to_pair,
+    level_mixture,
 )
 from .pairs import (
     BenchmarkPair,
@@ -33,6 +34,7 @@ __all__ = [
     "LinearGaussianMixture",
     "NormalizedSumPotential",
     "grid_mixture",
+    "level_mixture",
     "hard_dims",
     "hard_pair",
     "hard_state_to_pair",

@@ -138,8 +138,9 @@ def level_mixture(dim: int, components: int, generator: torch.Generator, std: fl
     unit norm (every coordinate of a component has standard deviation ``std``). Then centres and factors are
     divided by one number so that ``E||x - E x||^2 = D``. Unlike :func:`grid_mixture`, ``std`` is the
     width *before* that scaling: with 10 levels the spread of the centres (variance ``(K^2 - 1)/12 = 8.25``
-    per coordinate) dominates, and the components end up ~0.14 wide, well apart (Korotin et al. 2021,
-    Section 4: "centres on a grid", std 0.4, standardised).
+    per coordinate) dominates, and the components end up ~0.14 wide, well apart. (Korotin et al. 2021 describe
+    the mixtures as random linear components of std 0.4 with centres on a grid, standardised; this is how
+    their published code lays that grid out.)
     """
     if not std > 0:
         raise W2GNUserError(f"component std must be positive, got {std}")

@@ -282,21 +282,15 @@ def discrete_ot_scores(dim: int, draw: int, n: int, layout: str = "grid") -> dic
     ``n`` of its target (POT ``emd``; a permutation), the two matched targets summed and normalised as
     :class:`NormalizedSumPotential` does. Sampling noise in the matching overstates both scores, less as
     ``n`` grows."""
-    import numpy as np
-    import ot
-
     g = torch.Generator().manual_seed(SEED + dim + 1000 * draw)
     mix = MIXTURES[layout]
     src = mix(dim, 3, g)
     targets = [mix(dim, 10, g) for _ in range(2)]
     gs = torch.Generator().manual_seed(CHECK_SEED + 2)
     x = src.to("cpu", torch.float64).sample(n, gs)
-    w = np.full(n, 1.0 / n)
     t = torch.zeros_like(x)
     for tgt in targets:
-        y = tgt.to("cpu", torch.float64).sample(n, gs)
-        plan = ot.emd(w, w, ot.dist(x.numpy(), y.numpy()), numItermax=10**7)
-        t += y[torch.as_tensor(plan.argmax(1))]
+        t += discrete_ot_match(x, tgt.to("cpu", torch.float64).sample(n, gs))
     t = (t - t.mean(0)) / t.var(0, unbiased=False).mean().sqrt()
     return score_pairs(x, t)
 

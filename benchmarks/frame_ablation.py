@@ -31,6 +31,7 @@ def main() -> int:
     ap.add_argument("--cycle-x", action="store_true")
     ap.add_argument("--opts", default="{}", help="JSON of further W2GNConfig overrides")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--save", default=None, metavar="PATH", help="also save the fitted map there")
     args = ap.parse_args()
     torch.set_num_threads(1)
     pair = load_pair(args.dim, family=args.family)
@@ -44,6 +45,8 @@ def main() -> int:
     amortised = pair.evaluate(fitted)
     fitted.conjugate_options.update(refine_steps=args.refine, refine_method="lbfgs")
     refined = pair.evaluate(fitted) if args.refine else amortised
+    if args.save:
+        fitted.save(args.save)
     print(json.dumps({"dim": args.dim, "family": args.family, "precondition": args.precondition, "cycle_x": args.cycle_x,
                       "opts": json.loads(args.opts),
                       "cpu_s": args.budget, "iterations": solver.iteration, "forward_uvp": amortised["forward_uvp"],

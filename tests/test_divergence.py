@@ -121,3 +121,78 @@ def test_cli_divergence_exit_3_then_resume_with_lower_lr(tmp_path, capsys):
     assert main(["resume", str(tmp_path / "map.pt.ckpt"), "--lr", "1e-4", "--iterations", "60"]) == 0
     fitted = TransportMap.load(out)
     assert fitted.info["iterations"] == 60
+
+
+class Collapsing(W2GNSolver):
+    """W2GN whose potentials die in step ``at``: every unit past the first layer pushed deep into CELU's flat
+    tail, so both maps become (almost) constant while the loss stays moderate and every weight finite."""
+
+    def __init__(self, at: int, **kw):
+        super().__init__(**kw)
+        self.at, self.killed = at, False
+
+    def step(self, iteration, p, q, generator):
+        out = super().step(iteration, p, q, generator)
+        if iteration == self.at and not self.killed:
+            self.killed = True
+            with torch.no_grad():
+                for net in (self.theta, self.omega):
+                    for layer in net.quadratic_layers[1:]:
+                        layer.bias.fill_(-1e4)
+        return out
+
+
+def test_collapsed_potentials_stop_the_run_and_keep_the_state_before_the_collapse(tmp_path):
+    from w2gn.solvers.loop import COLLAPSE_PATIENCE
+
+    x, y = _data()
+    s = Collapsing(at=100, iterations=100 + COLLAPSE_PATIENCE + 100, checkpoint_dir=str(tmp_path), checkpoint_every=5,
+                   **TINY)
+    with pytest.raises(DivergenceError, match="cycle error .*the potentials have collapsed") as info:
+        s.fit(x, y)
+    exc = info.value
+    # reported where the dead weights' loss first showed (the step after the kill), after the patience
+    assert exc.iteration == 101 and f"to {101 + COLLAPSE_PATIENCE}" in str(exc)
+    assert exc.value > s.config.collapse_limit and exc.last_good_iteration == 100
+    # the checkpoints written after the collapse (dead weights, finite loss) are set aside
+    assert [p.name for p in ckpt.list_checkpoints(tmp_path)][-1] == "ckpt-000000100.ckpt"
+    good = ckpt.load(exc.checkpoint)["modules"]["theta"]
+    assert all(float(v.max()) > -1e3 for k, v in good.items() if k.endswith("bias"))
+
+
+def test_collapse_restart_goes_back_before_the_collapse():
+    x, y = _data()
+    s = Collapsing(at=60, iterations=400, max_restarts=1, **TINY)
+    s.fit(x, y)  # the kill happens once: the restart from iteration 60 trains on
+    assert len(s.restart_log) == 1 and s.restart_log[0]["quantity"] == "cycle error"
+    assert s.restart_log[0]["restarted_from"] == 60 and s.iteration == 400
+    assert s.history[-1]["cycle_y_rel"] < s.config.collapse_limit
+
+
+class Spiking(W2GNSolver):
+    """W2GN reporting a relative cycle error of 5 for ``length`` steps from ``at`` (a transient)."""
+
+    def __init__(self, at: int, length: int, **kw):
+        super().__init__(**kw)
+        self.at, self.length = at, length
+
+    def step(self, iteration, p, q, generator):
+        out = super().step(iteration, p, q, generator)
+        if self.at <= iteration < self.at + self.length:
+            out["cycle_y_rel"] = torch.tensor(5.0)
+        return out
+
+
+def test_a_spike_shorter_than_the_patience_does_not_stop_the_run():
+    from w2gn.solvers.loop import COLLAPSE_PATIENCE
+
+    x, y = _data()
+    s = Spiking(at=20, length=COLLAPSE_PATIENCE // 2, iterations=20 + COLLAPSE_PATIENCE, **TINY)
+    s.fit(x, y)
+    assert s.stop_reason == "iterations" and not s.restart_log
+    # the same spike past the patience stops it; collapse_limit=0 turns the check off
+    with pytest.raises(DivergenceError, match="cycle error"):
+        Spiking(at=100, length=10**6, iterations=150 + COLLAPSE_PATIENCE, **TINY).fit(x, y)
+    Spiking(at=100, length=10**6, iterations=150 + COLLAPSE_PATIENCE, collapse_limit=0, **TINY).fit(x, y)
+    # a run that has never been below half the limit is not stopped (it starts far from a cycle)
+    Spiking(at=0, length=10**6, iterations=150 + COLLAPSE_PATIENCE, **TINY).fit(x, y)

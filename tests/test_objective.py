@@ -95,3 +95,27 @@ def test_solver_loss_both_is_each_direction_once_with_r_y_and_r_x():
     s0.loss(x, y)[0].backward()
     assert any(float(p.grad.abs().max()) > 0 for p in omega.parameters() if p.grad is not None)
 
+
+
+@pytest.mark.parametrize("normalization", ["coordinate", "sample"])
+def test_relative_cycle_errors_are_over_the_constant_map(normalization):
+    theta, omega, x, y = _nets()
+    terms = W2GNTerms(**{**EQ12, "normalization": normalization}, lam=1.0, cycle_x=True)
+    _, parts = w2gn_objective(theta, omega, x, y, terms, grad)
+    for name, batch in (("cycle_y", y), ("cycle_x", x)):
+        const = cycle_error(batch.mean(0).expand_as(batch), batch, normalization)
+        torch.testing.assert_close(parts[f"{name}_rel"], parts[name] / const)
+    # dead potentials (every unit past the first layer in CELU's flat tail): a constant map, ratio ~1
+    with torch.no_grad():
+        for net in (theta, omega):
+            for layer in net.quadratic_layers[1:]:
+                layer.bias.fill_(-1e4)
+    _, parts = w2gn_objective(theta, omega, x, y - y.mean(0), terms, grad)
+    assert 0.95 < float(parts["cycle_y_rel"]) < 1.05
+    # the identity pair of maps: both cycles exact
+    ident = DenseICNN(3, [8], strong_convexity=1.0).double()
+    with torch.no_grad():
+        for p in ident.parameters():
+            p.zero_()
+    _, parts = w2gn_objective(ident, ident, x, y, terms, grad)
+    assert float(parts["cycle_y_rel"]) < 1e-12 and float(parts["cycle_x_rel"]) < 1e-12

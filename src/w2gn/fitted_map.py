@@ -396,18 +396,26 @@ class TransportMap:
 
 
 def _keep_improved_rows(potential: ConvexPotential, y: torch.Tensor, x0: torch.Tensor, x: torch.Tensor,
-                        factor: float = 0.5) -> torch.Tensor:
-    """Per row, the refined ``x`` where it at least halves the residual ``||grad psi(.) - y||`` of the
-    amortised ``x0``, else ``x0``.
+                        factor: float = 0.5, max_move: float = 10.0) -> torch.Tensor:
+    """Per row, the refined ``x`` where it at least halves the residual ``r0 = ||grad psi(x0) - y||`` of
+    the amortised ``x0`` and moved at most ``max_move * r0`` from it, else ``x0``.
 
-    For ``y`` outside the range of ``grad psi`` the conjugate problem has no maximiser (a nearly affine
-    ICNN grows linearly far from the data) and the solver walks off towards infinity while the
-    residual barely shrinks; a refinement must never make the inverse worse than the network it starts from.
+    For ``y`` outside the range of ``grad psi`` (or in a gap of it) the conjugate problem has no maximiser:
+    where the ICNN is nearly affine the solver walks off towards infinity, and the residual can still
+    shrink (a gradient approaching ``y`` only far away). If ``grad psi`` changes by at least ``m |dx|`` over
+    a step ``dx`` (its Jacobian at least ``m``), the true inverse lies within ``r0 / m`` of ``x0``; so a move
+    of many times the residual means ``grad psi`` is nearly flat along it, and the point is no inverse.
+    Measured (first 4096 evaluation rows): healthy fits move at most 3.5 ``r0`` (hard D = 8 pair) and 6.9
+    ``r0`` (fitted D = 16); a D = 16 fit with near-flat regions (input layers at 100x) moved 130-144 ``r0``
+    and took the inverse from 2.7 % to 24,000 % L2-UVP. A refinement must never make the inverse worse than
+    the network it starts from.
     """
     with torch.no_grad():
         r0 = (potential.map(x0) - y).flatten(1).norm(dim=1)
         r = (potential.map(x) - y).flatten(1).norm(dim=1)
-        ok = torch.isfinite(r) & torch.isfinite(x.flatten(1)).all(dim=1) & (r <= factor * r0)
+        move = (x - x0).flatten(1).norm(dim=1)
+        ok = (torch.isfinite(r) & torch.isfinite(x.flatten(1)).all(dim=1) & (r <= factor * r0)
+              & (move <= max_move * r0))
     return torch.where(ok.view(-1, *([1] * (x.dim() - 1))), x, x0)
 
 

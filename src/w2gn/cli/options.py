@@ -209,6 +209,9 @@ def add_checkpoint_args(p: argparse.ArgumentParser) -> None:
                    help="resume even if the data or options differ from the checkpoint's")
     g.add_argument("--explode-factor", type=nonneg_float, default=d["explode_factor"],
                    help="stop when |loss| exceeds this multiple of its running average (0 = off)")
+    g.add_argument("--collapse-limit", type=nonneg_float, default=d["collapse_limit"],
+                   help="stop when a cycle error stays above this multiple of the constant map's for 200 steps "
+                        "(collapsed potentials; 0 = off)")
     g.add_argument("--max-restarts", type=nonneg_int, default=d["max_restarts"],
                    help="on divergence, restart from the last good state this many times")
     g.add_argument("--restart-lr-factor", type=unit_interval, default=d["restart_lr_factor"],
@@ -248,6 +251,7 @@ def checkpoint_options(args: argparse.Namespace) -> dict[str, Any]:
         "force_resume": args.force_resume,
         "overwrite_checkpoints": bool(getattr(args, "overwrite", False)),
         "explode_factor": args.explode_factor,
+        "collapse_limit": args.collapse_limit,
         "max_restarts": args.max_restarts,
         "restart_lr_factor": args.restart_lr_factor,
     }

@@ -86,7 +86,10 @@ class SolverConfig:
     data or the configuration differ from the checkpoint's. A fresh run refuses a folder that holds
     another run's checkpoints unless ``overwrite_checkpoints`` (which deletes them). ``explode_factor``: stop when
     ``|loss|`` exceeds this multiple of its running average (floor 1; 0 = off), besides NaN/inf
-    losses, gradients and weights. ``max_restarts``: on divergence, restart from the last good
+    losses, gradients and weights. ``collapse_limit``: stop when a cycle error a solver reports exceeds
+    this multiple of the error of the constant map at the batch mean (the ``*_rel`` statistics; 0 = off),
+    once it has been below half of it: the potentials have collapsed (dead units, a constant map) while
+    the loss stays moderate. ``max_restarts``: on divergence, restart from the last good
     state with the learning rates multiplied by ``restart_lr_factor``, at most this many times.
 
     Coordinates: ``precondition`` (:mod:`w2gn.affine_frame`) is the frame the networks train in, for
@@ -118,6 +121,7 @@ class SolverConfig:
     force_resume: bool = False
     overwrite_checkpoints: bool = False
     explode_factor: float = 1e4
+    collapse_limit: float = 0.5
     max_restarts: int = 0
     restart_lr_factor: float = 0.5
     precondition: str = "diagonal"
@@ -131,7 +135,7 @@ class SolverConfig:
                 raise W2GNUserError(f"{name} must be a positive integer, got {getattr(self, name)}")
         if not self.lr > 0 or not math.isfinite(self.lr):
             raise W2GNUserError(f"lr must be a positive number, got {self.lr}")
-        for name in ("checkpoint_every", "checkpoint_seconds", "max_restarts", "explode_factor"):
+        for name in ("checkpoint_every", "checkpoint_seconds", "max_restarts", "explode_factor", "collapse_limit"):
             if not getattr(self, name) >= 0:
                 raise W2GNUserError(f"{name} must be >= 0, got {getattr(self, name)}")
         if 0 < self.explode_factor <= 1:
@@ -292,12 +296,13 @@ class Solver(ABC):
 
     def loop_state(self) -> dict[str, Any]:
         """The training loop's own counters (saved in checkpoints so a resumed run behaves the same)."""
-        return {"loss_ema": self._loss_ema, "restarts": self.restarts, "restart_log": list(self.restart_log),
+        return {"loss_ema": self._loss_ema, "collapse_armed": self._collapse_armed, "restarts": self.restarts, "restart_log": list(self.restart_log),
                 "seconds": self.history[-1]["seconds"] if self.history else 0.0}
 
     def load_loop_state(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`loop_state` returned (empty: a fresh run)."""
         self._loss_ema = state.get("loss_ema")
+        self._collapse_armed = bool(state.get("collapse_armed", False))
         self.restarts = int(state.get("restarts", 0))
         self.restart_log = [dict(r) for r in state.get("restart_log", [])]
         self._seconds_before = float(state.get("seconds", 0.0))

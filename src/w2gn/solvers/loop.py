@@ -27,6 +27,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..distributions import Sampler
     from .base import Callback, Solver
 
+#: steps a relative cycle error may stay past ``collapse_limit`` before the run counts as collapsed
+COLLAPSE_PATIENCE = 200
+
 #: how each stop reason is said in the closing line
 STOP_WORDS = {"iterations": "the iteration count", "time budget": "the time budget", "callback": "the callback",
               "divergence": "divergence", "interrupted": "an interrupt"}
@@ -61,6 +64,8 @@ class TrainingLoop:
         # "good" only once that loss has passed the checks; until then it is pending.
         self.pending: dict[str, Any] | None = None
         self.start_iteration = solver.iteration
+        # the first iteration of the current run of steps whose cycle error is past the collapse limit
+        self.collapse_since: int | None = None
 
     def run(self) -> None:
         s, writer = self.solver, self.writer
@@ -70,7 +75,7 @@ class TrainingLoop:
         while True:
             try:
                 reason = self._loop()
-                if self.pending is not None:
+                if self.pending is not None and self.collapse_since is None:
                     s.last_good_state, self.pending = self.pending, None
                 self._finish(reason)
                 return
@@ -92,7 +97,7 @@ class TrainingLoop:
     def _restart(self, exc: DivergenceError) -> bool:
         """After ``exc``: rewind to the last good state with a lower restart scale; False when out of restarts."""
         s, writer, c = self.solver, self.writer, self.solver.config
-        self.pending = None
+        self.pending, self.collapse_since = None, None
         good = s.last_good_state
         exc.last_good_iteration = good["iteration"] if good is not None else None
         if writer is not None:
@@ -174,8 +179,10 @@ class TrainingLoop:
                         bar.refresh()
                     for m in mods.values():
                         m.train()
-                if writer is not None and (writer.due(s.iteration) or (s.iteration == s.horizon and wrote_any)
-                                           or (stop and wrote_any)):
+                # no checkpoint during a streak of collapse-level cycle errors: rotating the good ones out
+                # for states that may be dead would leave nothing to go back to
+                if writer is not None and self.collapse_since is None and (
+                        writer.due(s.iteration) or (s.iteration == s.horizon and wrote_any) or (stop and wrote_any)):
                     if not checked:
                         self._check_step(out, mods, it)
                     self._check_weights(mods, it)
@@ -190,7 +197,8 @@ class TrainingLoop:
                 m.eval()
 
     def _check_step(self, out: dict[str, torch.Tensor], mods: dict[str, torch.nn.Module], it: int) -> None:
-        """Stop on a NaN/inf loss, a NaN/inf gradient or a loss past ``explode_factor`` x its running mean."""
+        """Stop on a NaN/inf loss, a NaN/inf gradient, a loss past ``explode_factor`` x its running mean or a
+        collapsed pair of potentials (:meth:`_check_collapse`)."""
         s = self.solver
         loss = check_finite(out["loss"].detach(), it, "loss")
         for name, m in mods.items():
@@ -203,8 +211,40 @@ class TrainingLoop:
                 raise DivergenceError(it, "loss", loss, f"|loss| exceeds {factor:g} x its running average {ref:.4g}")
             # an exponential moving average of |loss| over roughly the last 100 checks
             s._loss_ema = abs(loss) if ref is None else 0.99 * ref + 0.01 * abs(loss)
-        if self.pending is not None and it >= self.pending["iteration"]:
+        self._check_collapse(out, it)
+        if self.pending is not None and it >= self.pending["iteration"] and self.collapse_since is None:
             s.last_good_state, self.pending = self.pending, None
+
+    def _check_collapse(self, out: dict[str, torch.Tensor], it: int) -> None:
+        """Stop once a relative cycle error (``*_rel``: over the constant map's) has stayed above
+        ``collapse_limit`` for :data:`COLLAPSE_PATIENCE` steps.
+
+        A pair of potentials can die (every unit in CELU's flat tail: a constant map, zero gradients) with
+        a loss of the size it had and finite weights: the loss check cannot see it, the cycle error can.
+        The check arms once the error has been below half the limit, so a run that starts far from a
+        cycle (no pretraining) is not stopped for where it starts; the patience lets a run through the
+        brief spikes fast input layers make in their first steps (hard D = 8 pair, input layers at 100x:
+        above the limit for 9 steps, then healthy). While the error is above the limit no state becomes
+        the last good one, so a restart goes back to before the streak began."""
+        s, limit = self.solver, self.solver.config.collapse_limit
+        rel = [out[k] for k in ("cycle_y_rel", "cycle_x_rel") if k in out]
+        if not limit or not rel:
+            return
+        worst = float(torch.stack([r.detach().float() for r in rel]).max())
+        if not s._collapse_armed:
+            s._collapse_armed = worst < 0.5 * limit
+            return
+        if worst <= limit:
+            self.collapse_since = None
+            return
+        if self.collapse_since is None:
+            self.collapse_since = it
+        if it - self.collapse_since >= COLLAPSE_PATIENCE:
+            # reported at the streak's first iteration: states and checkpoints from there on hold the collapse
+            since = self.collapse_since
+            raise DivergenceError(since, "cycle error", worst,
+                                  f"over {limit:g} x that of the constant map from iteration {since} to {it}: "
+                                  "the potentials have collapsed")
 
     @staticmethod
     def _check_weights(mods: dict[str, torch.nn.Module], it: int) -> None:

@@ -282,12 +282,12 @@ class W2GNSolver(Solver):
             loss, parts = w2gn_objective(self.theta, self.omega, x, y, terms, self._gradient, refine,
                                          fused=self._fused(self.theta))
             zero = torch.zeros_like(parts["w2_dual"])
-            return loss, {**parts, "cycle_x": zero, "w2_dual_inverse": zero}
+            return loss, {**parts, "cycle_x": zero, "cycle_x_rel": zero, "w2_dual_inverse": zero}
         # the L1 penalty already covers both networks once, in the forward half
         loss, parts = w2gn_objective(self.omega, self.theta, y, x, dataclasses.replace(terms, l1=0.0),
                                      self._gradient, refine, fused=self._fused(self.omega))
         out = {k: torch.zeros_like(v) for k, v in parts.items()}
-        out.update(cycle_x=parts["cycle_y"], w2_dual_inverse=parts["w2_dual"])
+        out.update(cycle_x=parts["cycle_y"], cycle_x_rel=parts["cycle_y_rel"], w2_dual_inverse=parts["w2_dual"])
         return loss, out
 
     def draw(self, p: Sampler, q: Sampler, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

@@ -296,7 +296,8 @@ class Solver(ABC):
 
     def loop_state(self) -> dict[str, Any]:
         """The training loop's own counters (saved in checkpoints so a resumed run behaves the same)."""
-        return {"loss_ema": self._loss_ema, "collapse_armed": self._collapse_armed, "restarts": self.restarts, "restart_log": list(self.restart_log),
+        return {"loss_ema": self._loss_ema, "collapse_armed": self._collapse_armed, "restarts": self.restarts,
+                "restart_log": list(self.restart_log),
                 "seconds": self.history[-1]["seconds"] if self.history else 0.0}
 
     def load_loop_state(self, state: dict[str, Any]) -> None:

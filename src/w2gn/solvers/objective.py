@@ -92,7 +92,8 @@ def w2gn_objective(theta: ConvexPotential, omega: ConvexPotential, x: torch.Tens
     Returns the loss to minimise and its parts (detached, for monitoring): ``correlation`` (the
     full Monte-Carlo correlation of step 2, the gradient-free ``<., y>`` included), ``cycle_y``,
     ``cycle_x`` and each over the error of the constant map at its batch's mean (``cycle_y_rel``,
-    ``cycle_x_rel``: near 0 in a healthy run, about 1 or more once the maps have collapsed), ``w2_dual = E||x||^2 + E||y||^2 - 2 * correlation`` (eq. 5 without the regulariser)
+    ``cycle_x_rel``: near 0 in a healthy run, about 1 or more once the maps have collapsed),
+    ``w2_dual = E||x||^2 + E||y||^2 - 2 * correlation`` (eq. 5 without the regulariser)
     and, when on, ``amortization`` and ``expectile``.
     """
     t = terms
@@ -144,8 +145,11 @@ def w2gn_objective(theta: ConvexPotential, omega: ConvexPotential, x: torch.Tens
     # each cycle error over that of the constant map at the batch mean: ~0 while the two maps invert each
     # other, >= 1 once they have collapsed (the training loop's health check reads these)
     with torch.no_grad():
-        parts["cycle_y_rel"] = cyc_y / cycle_error(y.mean(0, keepdim=True).expand_as(y), y, t.normalization) if t.cycle_y else zero
-        parts["cycle_x_rel"] = cyc_x / cycle_error(x.mean(0, keepdim=True).expand_as(x), x, t.normalization) if t.cycle_x else zero
+        const_y = cycle_error(y.mean(0, keepdim=True).expand_as(y), y, t.normalization)
+        const_x = cycle_error(x.mean(0, keepdim=True).expand_as(x), x, t.normalization)
+        tiny = torch.finfo(y.dtype).tiny  # a batch of one repeated point: 0 / tiny, not a NaN statistic
+        parts["cycle_y_rel"] = cyc_y / const_y.clamp_min(tiny) if t.cycle_y else zero
+        parts["cycle_x_rel"] = cyc_x / const_x.clamp_min(tiny) if t.cycle_x else zero
     if refine is not None and t.refine:
         parts["amortization"] = amort.detach()
     if t.expectile_weight:

@@ -239,7 +239,10 @@ def test_fit_cli_passes_accuracy_options(tmp_path):
     m = TransportMap.load(out)
     cfg = m.info["config"]
     assert cfg["lr_schedule"] == "cosine" and cfg["ema_decay"] == 0.5
-    assert m.conjugate_options["refine_steps"] == 4
+    # the option reaches the solver; the map refines with it unless the dual values chose the amortised inverse
+    assert cfg["refine_inverse_steps"] == 4
+    choice = m.info["inverse_choice"]["inverse"]
+    assert m.conjugate_options.get("refine_steps") == (4 if choice == "refined" else None)
 
 
 def test_fit_cli_defaults_to_weight_averaging():

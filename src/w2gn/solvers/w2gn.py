@@ -34,6 +34,7 @@ from ..conjugate import solve_conjugate, solve_conjugate_newton
 from ..distributions import Sampler
 from ..errors import W2GNUserError
 from ..fitted_map import TransportMap
+from ..inverse_choice import choose_inverse
 from ..networks import ConvexPotential, ConvICNN, DenseICNN
 from .base import (
     Solver,
@@ -41,6 +42,9 @@ from .base import (
 from .icnn_config import PotentialConfig, adam, default_hidden
 from .objective import W2GNTerms, w2gn_objective
 from .pretrain import linear_init_maps, pretrain_identity
+
+#: samples per side on which a finished fit compares the two potentials' dual values (:meth:`W2GNSolver.result`)
+INVERSE_CHOICE_SAMPLES = 4096
 
 
 def default_lr(dim: int) -> float:
@@ -229,6 +233,26 @@ class W2GNSolver(Solver):
         fitted = TransportMap(nets["theta"], nets["omega"], method=self.name)
         if c.refine_inverse_steps:
             fitted.conjugate_options.update(refine_steps=int(c.refine_inverse_steps), refine_method=c.refine_method)
+        return fitted
+
+    def result(self, p: Sampler, q: Sampler) -> TransportMap:
+        """The final map; with ``refine_inverse_steps``, the inverse it serves is the refined one only where
+        ``psi_theta`` is the better potential by the dual values (:func:`~w2gn.inverse_choice.choose_inverse`,
+        on :data:`INVERSE_CHOICE_SAMPLES` fresh samples per side), else the amortised ``grad psi_omega``;
+        the choice and both values are in ``info["inverse_choice"]``."""
+        fitted = super().result(p, q)
+        c = self.config
+        if c.refine_inverse_steps:
+            nets = self.final_modules()
+            gen = torch.Generator().manual_seed(int(c.seed) + 7919)  # its own stream: training's is untouched
+            param = next(nets["theta"].parameters())
+            x = p.sample(INVERSE_CHOICE_SAMPLES, gen).to(param.device, param.dtype)
+            y = q.sample(INVERSE_CHOICE_SAMPLES, gen).to(param.device, param.dtype)
+            choice = choose_inverse(nets["theta"], nets["omega"], x, y, int(c.refine_inverse_steps))
+            if not choice.refine:
+                fitted.conjugate_options.pop("refine_steps", None)
+                fitted.conjugate_options.pop("refine_method", None)
+            fitted.info["inverse_choice"] = choice.to_dict()
         return fitted
 
     def refine(self, potential: ConvexPotential, y: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:

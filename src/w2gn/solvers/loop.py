@@ -223,9 +223,10 @@ class TrainingLoop:
         a loss of the size it had and finite weights: the loss check cannot see it, the cycle error can.
         The check arms once the error has been below half the limit, so a run that starts far from a
         cycle (no pretraining) is not stopped for where it starts; the patience lets a run through the
-        brief spikes fast input layers make in their first steps (hard D = 8 pair, input layers at 100x:
-        above the limit for 9 steps, then healthy). While the error is above the limit no state becomes
-        the last good one, so a restart goes back to before the streak began."""
+        brief spikes fast input layers make in their first steps (hard D = 8 pair and the toys, input layers
+        at 100x: 7-11 steps above the limit, then healthy). While the error is above the limit no state
+        becomes the last good one, so a restart goes back to before the streak began. A run that ends
+        inside a streak shorter than the patience returns its last weights."""
         s, limit = self.solver, self.solver.config.collapse_limit
         rel = [out[k] for k in ("cycle_y_rel", "cycle_x_rel") if k in out]
         if not limit or not rel:

@@ -21,7 +21,6 @@ import dataclasses
 
 import torch
 
-from .conjugate import solve_conjugate
 from .networks.base import ConvexPotential
 
 
@@ -38,29 +37,30 @@ class InverseChoice:
                 "inverse": "refined" if self.refine else "amortised"}
 
 
-def conjugate_mean(potential: ConvexPotential, start: ConvexPotential, y: torch.Tensor, steps: int) -> torch.Tensor:
-    """``E psi^*(y)`` over the rows of ``y`` (shape ``(N, D)``): ``<x, y> - psi(x)`` at ``x = grad start(y)``
-    refined by ``steps`` L-BFGS steps on the conjugate problem, each row kept only where the refinement is
-    credible (:func:`w2gn.fitted_map._keep_improved_rows`, as the fitted map does). A lower bound of the
-    mean of ``psi^*``, tight once the refinement has converged."""
-    from .fitted_map import _keep_improved_rows
+def conjugate_mean(potential: ConvexPotential, start: ConvexPotential, y: torch.Tensor, steps: int,
+                   method: str = "lbfgs") -> torch.Tensor:
+    """``E psi^*(y)`` over the rows of ``y`` (shape ``(N, D)``): ``<x, y> - psi(x)`` at the inverse a fitted map
+    with forward potential ``psi`` and amortised inverse ``grad start`` serves (``grad start(y)`` refined by
+    ``steps`` of ``method`` on the conjugate problem, only the credible rows kept; ``steps`` 0: unrefined).
+    A lower bound of the mean of ``psi^*``, tight once the refinement has converged."""
+    from .fitted_map import TransportMap
 
-    x0 = start.map(y)
+    served = TransportMap(potential, start)
     if steps:
-        x = _keep_improved_rows(potential, y, x0, solve_conjugate(potential, y, x0=x0, max_iter=steps, tol=0.0).x)
-    else:
-        x = x0
+        served.conjugate_options.update(refine_steps=int(steps), refine_method=method)
+    x = served.inverse(y)
     with torch.no_grad():
         return ((x * y).flatten(1).sum(1) - potential(x)).mean()
 
 
 def choose_inverse(theta: ConvexPotential, omega: ConvexPotential, x: torch.Tensor, y: torch.Tensor,
-                   steps: int) -> InverseChoice:
+                   steps: int, method: str = "lbfgs") -> InverseChoice:
     """Compare ``D(theta)`` and ``D(omega)`` (module doc) on samples ``x ~ P``, ``y ~ Q`` (shapes ``(N, D)``,
-    the networks' coordinates); the refined inverse is kept when ``D(theta) <= D(omega)``."""
+    the networks' coordinates), each conjugate by ``steps`` of ``method`` (``refine_method``); the refined
+    inverse is kept when ``D(theta) <= D(omega)``."""
     with torch.no_grad():
-        d_theta = float(theta(x).mean() + conjugate_mean(theta, omega, y, steps))
-        d_omega = float(omega(y).mean() + conjugate_mean(omega, theta, x, steps))
+        d_theta = float(theta(x).mean() + conjugate_mean(theta, omega, y, steps, method))
+        d_omega = float(omega(y).mean() + conjugate_mean(omega, theta, x, steps, method))
     return InverseChoice(d_theta, d_omega, d_theta <= d_omega)
 
 

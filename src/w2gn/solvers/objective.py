@@ -68,6 +68,13 @@ def cycle_error(mapped: torch.Tensor, target: torch.Tensor, normalization: str =
     return 0.5 * sq.sum(dim=1).mean()
 
 
+def _over_constant_map(error: torch.Tensor, target: torch.Tensor, normalization: str) -> torch.Tensor:
+    """A cycle error over that of the constant map at the batch mean of ``target`` (a batch of one repeated
+    point gives 0 / tiny, not a NaN statistic)."""
+    const = cycle_error(target.mean(0, keepdim=True).expand_as(target), target, normalization)
+    return error / const.clamp_min(torch.finfo(target.dtype).tiny)
+
+
 def batch_inner(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Per-sample ``<a_i, b_i>`` of two batches ``(B, ...)`` -> ``(B,)``."""
     return (a * b).flatten(1).sum(1)
@@ -145,11 +152,8 @@ def w2gn_objective(theta: ConvexPotential, omega: ConvexPotential, x: torch.Tens
     # each cycle error over that of the constant map at the batch mean: ~0 while the two maps invert each
     # other, >= 1 once they have collapsed (the training loop's health check reads these)
     with torch.no_grad():
-        const_y = cycle_error(y.mean(0, keepdim=True).expand_as(y), y, t.normalization)
-        const_x = cycle_error(x.mean(0, keepdim=True).expand_as(x), x, t.normalization)
-        tiny = torch.finfo(y.dtype).tiny  # a batch of one repeated point: 0 / tiny, not a NaN statistic
-        parts["cycle_y_rel"] = cyc_y / const_y.clamp_min(tiny) if t.cycle_y else zero
-        parts["cycle_x_rel"] = cyc_x / const_x.clamp_min(tiny) if t.cycle_x else zero
+        parts["cycle_y_rel"] = _over_constant_map(cyc_y, y, t.normalization) if t.cycle_y else zero
+        parts["cycle_x_rel"] = _over_constant_map(cyc_x, x, t.normalization) if t.cycle_x else zero
     if refine is not None and t.refine:
         parts["amortization"] = amort.detach()
     if t.expectile_weight:

@@ -248,7 +248,7 @@ class W2GNSolver(Solver):
             param = next(nets["theta"].parameters())
             x = p.sample(INVERSE_CHOICE_SAMPLES, gen).to(param.device, param.dtype)
             y = q.sample(INVERSE_CHOICE_SAMPLES, gen).to(param.device, param.dtype)
-            choice = choose_inverse(nets["theta"], nets["omega"], x, y, int(c.refine_inverse_steps))
+            choice = choose_inverse(nets["theta"], nets["omega"], x, y, int(c.refine_inverse_steps), c.refine_method)
             if not choice.refine:
                 fitted.conjugate_options.pop("refine_steps", None)
                 fitted.conjugate_options.pop("refine_method", None)

@@ -26,31 +26,15 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from w2gn.applications.toy import TOY_DEFAULTS, TOY_TARGETS, evaluate_toy, exact_w2, mode_coverage, toy_target
 from w2gn.distributions import GaussianMixture, StandardNormal
 from w2gn.fitted_map import TransportMap
+from w2gn.metrics import discrete_ot_match
 from w2gn.networks import ConvexPotential
 from w2gn.solvers import W2GNSolver
 from w2gn.solvers.pretrain import pretrain_identity
-
-
-def discrete_ot_pairs(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """``y`` reordered so that ``y[i]`` is the partner of ``x[i]`` under the exact discrete OT plan.
-
-    Equal sizes and weights: the plan's extreme points are permutations, and the network simplex
-    returns one, so each row of the plan has a single non-zero entry (checked)."""
-    import ot
-
-    a = x.double().numpy()
-    b = y.double().numpy()
-    plan = ot.emd(np.array([]), np.array([]), ot.dist(a, b), numItermax=10_000_000)
-    rows = (plan > 0).sum(1)
-    if not (rows == 1).all():
-        raise RuntimeError("the discrete OT plan is not a permutation (degenerate costs?)")
-    return y[torch.as_tensor(plan.argmax(1))]
 
 
 def regress(net: ConvexPotential, x: torch.Tensor, y: torch.Tensor, steps: int, batch: int, lr: float,
@@ -107,7 +91,7 @@ def bound(name: str, pairs: int, steps: int, batch: int, lr: float, hidden: list
     x = source.sample(pairs, gen).float()
     y = target.sample(pairs, gen).float()
     t0 = time.perf_counter()
-    y_of_x = discrete_ot_pairs(x, y)
+    y_of_x = discrete_ot_match(x, y)
     t_ot = time.perf_counter() - t0
     n = min(exact_samples, eval_samples // 2)
     rep: dict = {"target": name, "pairs": pairs, "steps": steps, "hidden": c.hidden, "seed": seed,

@@ -19,10 +19,10 @@ import json
 import time
 
 import torch
-from toy_bound import discrete_ot_pairs
 
 from w2gn.applications.toy import TOY_DEFAULTS, TOY_TARGETS, mode_coverage, toy_target
 from w2gn.distributions import StandardNormal
+from w2gn.metrics import discrete_ot_match
 from w2gn.solvers import W2GNSolver
 from w2gn.solvers.icnn_config import adam
 from w2gn.solvers.pretrain import pretrain_identity
@@ -46,7 +46,7 @@ def main() -> None:
     x_eval = source.sample(4096, ev).float()
     gen = torch.Generator().manual_seed(20_000 + a.seed)
     x = source.sample(a.pairs, gen).float()
-    y_of_x = discrete_ot_pairs(x, target.sample(a.pairs, gen).float())
+    y_of_x = discrete_ot_match(x, target.sample(a.pairs, gen).float())
     widths = {"hidden": a.hidden} if a.hidden else {}
     solver = W2GNSolver(**{**TOY_DEFAULTS, "seed": a.seed, "input_lr_factor": a.input_lr_factor, "lr": a.lr, **widths})
     c = solver.config

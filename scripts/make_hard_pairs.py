@@ -42,7 +42,7 @@ from pathlib import Path
 import torch
 
 from w2gn.io import atomic_torch_save
-from w2gn.metrics import bures_map, l2_uvp
+from w2gn.metrics import bures_map, discrete_ot_match, l2_uvp
 from w2gn.networks import DenseICNN
 from w2gn.solvers import W2GNSolver
 from w2gn.solvers.icnn_config import PotentialConfig, adam
@@ -238,20 +238,6 @@ class RegressionTrainer:
             self.opt.step()
             self.net.project()  # the non-negative weights stay non-negative: psi stays convex
         self.iteration += n
-
-
-def discrete_ot_match(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """``y`` reordered so that ``y[j]`` is ``x[j]``'s partner under the exact discrete OT plan (equal weights:
-    the network simplex returns a permutation; checked)."""
-    import numpy as np
-    import ot
-
-    n = x.shape[0]
-    w = np.full(n, 1.0 / n)
-    plan = ot.emd(w, w, ot.dist(x.double().numpy(), y.double().numpy()), numItermax=10**8)
-    if not ((plan > 0).sum(1) == 1).all():
-        raise RuntimeError("the discrete OT plan is not a permutation")
-    return y[torch.as_tensor(plan.argmax(1))]
 
 
 def pushforward_w2(solver: W2GNSolver, src, tgt, n: int) -> dict[str, float]:

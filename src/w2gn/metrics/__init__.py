@@ -1,7 +1,9 @@
-"""Metrics: L2-UVP and cosine against a true map, closed-form Bures W2, sliced W2 between samples, FID."""
+"""Metrics: L2-UVP and cosine against a true map, closed-form Bures W2, sliced W2 between samples, the exact
+discrete OT matching, FID."""
 
 from .bures import bures_map, bures_w2_squared
 from .fid import InceptionFeatures, fid_from_features, frechet_distance, gaussian_statistics
+from .matching import discrete_ot_match
 from .sliced import sliced_wasserstein
 from .uvp import cosine_similarity, l2_uvp, total_variance
 
@@ -10,6 +12,7 @@ __all__ = [
     "bures_map",
     "bures_w2_squared",
     "cosine_similarity",
+    "discrete_ot_match",
     "fid_from_features",
     "frechet_distance",
     "gaussian_statistics",

@@ -190,3 +190,25 @@ def test_state_dict_round_trip_continues_like_the_original():
         for (k, v), w in zip(m.state_dict().items(), b.state_modules()[name].state_dict().values()):
             assert torch.equal(v, w), (name, k)
     assert b.iteration == a.iteration and b.schedule.state_dict() == a.schedule.state_dict()
+
+
+def test_warmup_ramps_every_group_linearly_then_hands_over_to_the_shape():
+    """The warm-up multiplies the shape by ``(t + 1) / warmup`` for ``t < warmup``: the first step runs at
+    ``1 / warmup`` of the rate (Adam's first steps move each weight by about the full rate), then the shape
+    alone (cosine or constant) takes over; the input layers' second Adam group is ramped alike."""
+    s = LRSchedule("cosine", 0.01, horizon=1000, warmup=100)
+    assert s.shape(0) == pytest.approx(0.01 * _cosine(0, 1000))
+    assert s.shape(49) == pytest.approx(0.5 * _cosine(49, 1000))
+    assert s.shape(99) == pytest.approx(_cosine(99, 1000)) and s.shape(500) == pytest.approx(_cosine(500, 1000))
+    assert LRSchedule("constant", warmup=4).shape(1) == pytest.approx(0.5)
+    assert LRSchedule("constant").shape(0) == 1.0
+    x, y = _data()
+    solver = W2GNSolver(iterations=10, lr=1e-3, lr_warmup=20, input_lr_factor=10.0, **TINY)
+    solver.fit(x, y)
+    rates = sorted(g["lr"] for o in solver.optimizers().values() for g in o.param_groups)
+    assert rates == pytest.approx([1e-3 * 10 / 20] * 2 + [1e-2 * 10 / 20] * 2)  # the last step was t = 9
+
+
+def test_negative_warmup_is_refused():
+    with pytest.raises(Exception, match="lr_warmup"):
+        W2GNSolver(lr_warmup=-1, **TINY)

@@ -138,6 +138,7 @@ ACCURACY_SPECS: dict[str, Spec] = {
     "refine_inverse_steps": ("--refine-inverse-steps", nonneg_int, "L-BFGS steps refining the inverse map at inference"),
     "expectile_weight": ("--expectile-weight", nonneg_float, "weight of the expectile regulariser of the conjugate"),
     "lr_schedule": ("--lr-schedule", ["constant", "cosine"], "learning-rate schedule"),
+    "lr_warmup": ("--lr-warmup", nonneg_int, "steps of linear learning-rate warm-up, 0 = none"),
     "ema_decay": ("--ema-decay", nonneg_float, "weight averaging decay, 0 = off"),
     "init": ("--init", ["identity", "linear"], "pretrain to the identity or to the best linear map"),
     "input_lr_factor": ("--input-lr-factor", positive_float,

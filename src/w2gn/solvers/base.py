@@ -100,7 +100,8 @@ class SolverConfig:
     (the user's coordinates, as the paper's experiments). The fitted map folds the frame
     back in, so its inputs and outputs are always the user's coordinates.
     Loop features every solver gets: ``lr_schedule`` (``"constant"`` or ``"cosine"``, decaying to
-    ``lr * lr_final_factor`` at ``iterations``; :class:`~w2gn.solvers.schedule.LRSchedule`) and
+    ``lr * lr_final_factor`` at ``iterations``; :class:`~w2gn.solvers.schedule.LRSchedule`), ``lr_warmup``
+    (steps of linear warm-up of every rate, 0 = none) and
     ``ema_decay`` (exponential moving average of the networks' weights, 0 = off; the fitted map uses
     the averages; :class:`~w2gn.solvers.ema.WeightAverage`).
     """
@@ -127,6 +128,7 @@ class SolverConfig:
     precondition: str = "diagonal"
     lr_schedule: str = "constant"
     lr_final_factor: float = 0.01
+    lr_warmup: int = 0
     ema_decay: float = 0.0
 
     def validate(self) -> None:
@@ -135,7 +137,8 @@ class SolverConfig:
                 raise W2GNUserError(f"{name} must be a positive integer, got {getattr(self, name)}")
         if not self.lr > 0 or not math.isfinite(self.lr):
             raise W2GNUserError(f"lr must be a positive number, got {self.lr}")
-        for name in ("checkpoint_every", "checkpoint_seconds", "max_restarts", "explode_factor", "collapse_limit"):
+        for name in ("checkpoint_every", "checkpoint_seconds", "max_restarts", "explode_factor", "collapse_limit",
+                     "lr_warmup"):
             if not getattr(self, name) >= 0:
                 raise W2GNUserError(f"{name} must be >= 0, got {getattr(self, name)}")
         if 0 < self.explode_factor <= 1:
@@ -258,7 +261,7 @@ class Solver(ABC):
         """Build the loop features over the networks :meth:`setup` made: the learning-rate schedule
         (its base rates: the optimisers' current ones) and the weight averages."""
         c = self.config
-        self.schedule = LRSchedule(c.lr_schedule, c.lr_final_factor, c.iterations)
+        self.schedule = LRSchedule(c.lr_schedule, c.lr_final_factor, c.iterations, c.lr_warmup)
         self.schedule.attach(self.optimizers())
         self.averages = WeightAverage(self.modules(), c.ema_decay) if c.ema_decay else None
         self.horizon_reason = "iterations"

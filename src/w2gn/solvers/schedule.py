@@ -3,7 +3,8 @@
 The training loop (:meth:`w2gn.solvers.Solver.run`) sets every optimiser's learning rate from this
 object before each step; nothing else writes ``param_group["lr"]``. Three things compose in it:
 
-* the **shape** over the run (``"constant"``, or ``"cosine"`` from 1 down to ``final_factor``),
+* the **shape** over the run (``"constant"``, or ``"cosine"`` from 1 down to ``final_factor``), times an
+  optional linear **warm-up** from ``1 / warmup`` to 1 over the first ``warmup`` steps,
 * the **horizon** the shape spans (``config.iterations``; a time budget re-aims it, see
   :class:`~w2gn.solvers.TimeBudget`, without touching the configuration),
 * the **scale**: a factor of the base rates that each restart after divergence multiplies by
@@ -39,24 +40,33 @@ class LRSchedule:
         The cosine's value at the horizon (ignored by ``"constant"``).
     horizon:
         The step at which the cosine reaches ``final_factor``; also where the training loop stops.
+    warmup:
+        Steps of linear warm-up: the shape is multiplied by ``min(1, (t + 1) / warmup)`` (0 = none). Adam's
+        first steps move every weight by about the full rate whatever its gradient (its second-moment
+        estimate starts from one sample); a warm-up keeps that jolt small while the estimate settles.
     """
 
-    def __init__(self, kind: str = "constant", final_factor: float = 0.01, horizon: int = 1) -> None:
+    def __init__(self, kind: str = "constant", final_factor: float = 0.01, horizon: int = 1,
+                 warmup: int = 0) -> None:
         if kind not in SCHEDULES:
             raise W2GNUserError(f"lr_schedule must be one of {', '.join(SCHEDULES)}, got {kind!r}")
+        if int(warmup) < 0:
+            raise W2GNUserError(f"lr_warmup must be >= 0 steps, got {warmup}")
         self.kind = kind
         self.final_factor = float(final_factor)
         self.horizon = max(1, int(horizon))
+        self.warmup = int(warmup)
         self.scale = 1.0
         self._base: dict[str, list[float]] = {}
 
     # ----------------------------------------------------------------------------- the rate
     def shape(self, iteration: int) -> float:
-        """The schedule's multiplier at ``iteration`` (1 at the start; no restart scale)."""
+        """The schedule's multiplier at ``iteration`` (1 after the warm-up for ``"constant"``; no restart scale)."""
+        ramp = min(1.0, (iteration + 1) / self.warmup) if self.warmup else 1.0
         if self.kind == "constant":
-            return 1.0
+            return ramp
         t = min(1.0, iteration / max(1, self.horizon))
-        return self.final_factor + (1.0 - self.final_factor) * 0.5 * (1.0 + math.cos(math.pi * t))
+        return ramp * (self.final_factor + (1.0 - self.final_factor) * 0.5 * (1.0 + math.cos(math.pi * t)))
 
     def factor(self, iteration: int) -> float:
         """Multiplier of every base rate at ``iteration``: ``scale * shape(iteration)``."""

@@ -27,8 +27,7 @@ import torch
 
 from w2gn.applications.toy import TOY_DEFAULTS, TOY_TARGETS, mode_coverage, toy_target
 from w2gn.distributions import StandardNormal
-from w2gn.metrics import discrete_ot_match
-from w2gn.metrics.semi_discrete import semi_discrete_map
+from w2gn.metrics import discrete_ot_match, semi_discrete_map
 from w2gn.solvers import W2GNSolver
 from w2gn.solvers.icnn_config import adam
 from w2gn.solvers.pretrain import pretrain_identity

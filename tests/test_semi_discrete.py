@@ -8,7 +8,7 @@ import math
 
 import torch
 
-from w2gn.metrics.semi_discrete import semi_discrete_map
+from w2gn.metrics import semi_discrete_map
 
 
 def _sample(n: int, seed: int = 0) -> torch.Tensor:

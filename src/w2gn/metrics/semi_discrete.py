@@ -14,7 +14,6 @@ network can come to it (issue 24), without the sampling noise of a discrete matc
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import torch
 
@@ -56,18 +55,19 @@ def semi_discrete_map(source: torch.Tensor, points: torch.Tensor, weights: torch
     lr = 0.05 * float(gaps.min()) ** 2  # moves a boundary by a few hundredths of the spacing per step
     h = (0.5 * m.square().sum(1)).requires_grad_(True)  # h = |m|^2 / 2: the Voronoi cells, the start
     opt = torch.optim.Adam([h], lr=lr)
+    decay = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=iterations, eta_min=0.002 * lr)
     mf = m.to(torch.float32)
     err = float("inf")
-    for i in range(iterations):
+    for _ in range(iterations):
         with torch.no_grad():
             mass = torch.bincount((x @ mf.T - h.to(torch.float32)).argmax(1), minlength=k).to(torch.float64)
             mass /= x.shape[0]
         err = float((mass - w).abs().max())
         if err < tol:
             break
-        opt.param_groups[0]["lr"] = lr * (0.002 + 0.998 * 0.5 * (1 + math.cos(math.pi * i / iterations)))
         h.grad = w - mass
         opt.step()
+        decay.step()
     h = h.detach()
     return SemiDiscreteMap(m, h, err)
 

@@ -41,7 +41,8 @@ def test_defaults_are_the_paper_algorithm():
 
 
 @pytest.mark.parametrize("bad", [{"refine_steps": -1}, {"refine_method": "bfgs"}, {"expectile": 1.0},
-                                 {"lr_schedule": "step"}, {"ema_decay": 1.0}, {"init": "zero"}])
+                                 {"lr_schedule": "step"}, {"ema_decay": 1.0}, {"init": "zero"},
+                                 {"cycle_warmup": -1}, {"cycle_warmup_factor": 1.5}])
 def test_bad_options_are_user_errors(bad):
     with pytest.raises(W2GNUserError):
         W2GNSolver(**bad)
@@ -155,6 +156,23 @@ def test_expectile_regulariser_is_switchable(pair2):
     assert not _same(w_off[n_theta:], w_on[n_theta:])  # psi_omega, which the term regresses
     _, zero = _fit(pair2, expectile_weight=0.0, expectile=0.5)  # weight 0: the option is off, whatever tau
     assert _same(w_off, _weights(zero))
+
+
+def test_cycle_warmup_lightens_the_cycle_weight_for_its_steps_only(pair2):
+    """``cycle_warmup``: the loss of steps ``t < cycle_warmup`` weighs the cycle terms by
+    ``cycle_warmup_factor * lambda``, later steps by ``lambda``; factor 1 is the option off. Shown to fail
+    with ``terms`` reading ``effective_lambda(dim)`` without the step (the weights then equal the plain run's)."""
+    seen = []
+    solver = W2GNSolver(**{**FAST, "lambda_cycle": 2.0, "cycle_warmup": 5, "cycle_warmup_factor": 0.25})
+    terms = solver.terms
+    solver.terms = lambda dim: seen.append((solver.iteration, terms(dim).lam)) or terms(dim)
+    f_warm = solver.fit(pair2.source, pair2.target)
+    assert {t: lam for t, lam in seen if t < 5} == {t: 0.5 for t in range(5)}
+    assert {lam for t, lam in seen if t >= 5} == {2.0} and max(t for t, _ in seen) == FAST["iterations"] - 1
+    _, f_plain = _fit(pair2, lambda_cycle=2.0)
+    _, f_one = _fit(pair2, lambda_cycle=2.0, cycle_warmup=5, cycle_warmup_factor=1.0)
+    assert not _same(_weights(f_plain), _weights(f_warm))
+    assert _same(_weights(f_plain), _weights(f_one))
 
 
 def test_cosine_schedule_decays_the_learning_rate(pair2):

@@ -140,6 +140,9 @@ ACCURACY_SPECS: dict[str, Spec] = {
     "lr_schedule": ("--lr-schedule", ["constant", "cosine"], "learning-rate schedule"),
     "lr_warmup": ("--lr-warmup", nonneg_int, "steps of linear learning-rate warm-up, 0 = none"),
     "ema_decay": ("--ema-decay", nonneg_float, "weight averaging decay, 0 = off"),
+    "cycle_warmup": ("--cycle-warmup", nonneg_int, "first steps at a lighter cycle weight "
+                     "(--cycle-warmup-factor x lambda), 0 = none"),
+    "cycle_warmup_factor": ("--cycle-warmup-factor", nonneg_float, "cycle weight's multiplier during --cycle-warmup"),
     "init": ("--init", ["identity", "linear"], "pretrain to the identity or to the best linear map"),
     "input_lr_factor": ("--input-lr-factor", positive_float,
                         "learning-rate multiplier of the layers that read x (the convex-quadratic ones)"),

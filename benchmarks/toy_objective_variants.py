@@ -10,6 +10,11 @@ regressed onto the exact map (benchmarks/results/toy.md, seventh and eighth sess
   weights frozen, i.e. psi_omega is an amortised conjugate solver fitted by the cycle terms (the split
   of Amos, ICLR 2023, with the cycle terms as the amortisation loss).
 * ``omega-rate F``: every learning rate of psi_omega at F times psi_theta's (the inverse follows faster).
+* ``match F``: plus F times a mini-batch W2 term for each map's image, ``mean ||grad psi_theta(x_i) - y_pi(i)||^2``
+  with ``pi`` the exact matching (``scipy.optimize.linear_sum_assignment``) of the detached images to the
+  y's (and the mirror for psi_omega), on the first 512 rows of the batch: a signal on the map itself, at every
+  point of P, where the correlations only see the potential's values. A gradient of a convex function that
+  pushes P onto Q is the OT map (Brenier / McCann), so this term has the same answer.
 
 Usage: ``python benchmarks/toy_objective_variants.py VARIANT [F] -- TOY-ARGS`` where TOY-ARGS are
 ``w2gn toy``'s (target, --iterations, --seed, --out-dir, ...). The outputs are ``w2gn toy``'s (PNG, JSON).
@@ -75,6 +80,33 @@ def amortised(theta, omega, x, y, terms, gradient, refine=None, fused=False):
     return loss, parts
 
 
+MATCH_ROWS = 512
+
+
+def matched(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """The rows of ``b`` matched to those of ``a`` by the exact discrete OT (squared cost) between the two."""
+    from scipy.optimize import linear_sum_assignment
+
+    cost = torch.cdist(a.detach().double(), b.detach().double()).square().numpy()
+    _, cols = linear_sum_assignment(cost)
+    return b[torch.as_tensor(cols)]
+
+
+def with_matching(weight: float):
+    """The objective plus ``weight`` times each map's mini-batch W2 term (see the module doc)."""
+
+    def objective_plus(theta, omega, x, y, terms, gradient, refine=None, fused=False):
+        loss, parts = _ORIGINAL_OBJECTIVE(theta, omega, x, y, terms, gradient, refine, fused)
+        xm, ym = x[:MATCH_ROWS], y[:MATCH_ROWS]
+        fx, gy = gradient(theta, xm), gradient(omega, ym)
+        term = objective.cycle_error(fx, matched(fx, ym), terms.normalization) \
+            + objective.cycle_error(gy, matched(gy, xm), terms.normalization)
+        parts["matching"] = term.detach()
+        return loss + weight * term, parts
+
+    return objective_plus
+
+
 def omega_rate(factor: float) -> None:
     """Make the second optimiser W2GNSolver.setup builds (psi_omega's) run at ``factor`` times every rate."""
     original = w2gn_module.adam
@@ -95,16 +127,18 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     ours, toy_args = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("variant", choices=["rx-omega-only", "amortised", "omega-rate"])
-    p.add_argument("factor", nargs="?", type=float, default=3.0, help="omega-rate's F (default 3)")
+    p.add_argument("variant", choices=["rx-omega-only", "amortised", "omega-rate", "match"])
+    p.add_argument("factor", nargs="?", type=float, default=3.0, help="omega-rate's / match's F (default 3)")
     a = p.parse_args(ours)
     if a.variant == "rx-omega-only":
         w2gn_module.w2gn_objective = rx_omega_only
     elif a.variant == "amortised":
         w2gn_module.w2gn_objective = amortised
+    elif a.variant == "match":
+        w2gn_module.w2gn_objective = with_matching(a.factor)
     else:
         omega_rate(a.factor)
-    print(f"variant {a.variant}" + (f" x{a.factor}" if a.variant == "omega-rate" else ""), flush=True)
+    print(f"variant {a.variant}" + (f" x{a.factor}" if a.variant in ("omega-rate", "match") else ""), flush=True)
     return w2gn_main(["toy", *toy_args])
 
 

@@ -99,7 +99,8 @@ class W2GNConfig(PotentialConfig):
       ``cycle_warmup_factor * lambda``. The cycle terms hold the two maps to be each other's inverse while
       both are still smooth; a lighter hold early lets the correlations move the forward map first
       (2-D toys, issue 24: 49 Gaussians at 3000 steps, on-mode 0.757 / 0.708 against 0.691 / 0.690 at
-      1500 steps of 0.3x, two seeds; ``benchmarks/results/toy.md``).
+      1500 steps of 0.3x, two seeds; but 8 Gaussians at 30,000 steps end where the defaults do, 0.943 / 0.938
+      against 0.944 / 0.949: a faster start, not a better end; ``benchmarks/results/toy.md``).
     * ``init``: ``"identity"`` (pretrain both maps to the identity, C.1) or ``"linear"``
       (pretrain ``grad psi_theta`` to the OT map between Gaussian fits of P and Q and
       ``grad psi_omega`` to its inverse).

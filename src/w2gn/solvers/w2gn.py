@@ -281,7 +281,7 @@ class W2GNSolver(Solver):
         """The objective's terms and weights for samples of ``dim`` coordinates at the current step (from the
         configuration; the cycle weight follows ``cycle_warmup``)."""
         c = self.config
-        return W2GNTerms(lam=c.effective_lambda(dim, getattr(self, "iteration", None)), normalization=c.cycle_normalization,
+        return W2GNTerms(lam=c.effective_lambda(dim, self.iteration), normalization=c.cycle_normalization,
                          stop_gradient=c.stop_gradient, cycle_y=c.cycle_y, cycle_x=c.cycle_x,
                          refine=bool(c.refine_steps), expectile_weight=c.expectile_weight, expectile=c.expectile,
                          l1=c.l1_penalty)

@@ -49,17 +49,14 @@ def main(argv: list[str] | None = None) -> None:
     dist, k = torch.cdist(fx, means).min(1)
     on = dist <= 3 * std
     to_true = (fx - means[true_k]).norm(dim=1) / std
-    scores = x @ means.T - answer.shifts.float()
-    top2 = scores.topk(2, dim=1).values
-    margin = top2[:, 0] - top2[:, 1]
+    margin = boundary_distance(answer, x)
     print(f"{a.map} on {a.target}: {a.samples} fresh points of P; semi-discrete mass error {answer.mass_error:.1e}")
     print(f"on mode {on.float().mean():.3f} (on the right mode {(on & (k == true_k)).float().mean():.3f}); "
           f"off mode {(~on).float().mean():.3f}, of which nearest the right mode {((~on) & (k == true_k)).float().mean():.3f}")
     y = mixture.sample(a.samples, gen).float()
     with torch.no_grad():
         x_hat = torch.as_tensor(fitted.inverse_potential.gradient(y, create_graph=False)).float()
-    hat_top2 = (x_hat @ means.T - answer.shifts.float()).topk(2, dim=1).values
-    hat_margin = hat_top2[:, 0] - hat_top2[:, 1]
+    hat_margin = boundary_distance(answer, x_hat)
     signal = rx_signal(fitted, x)
     print("\n| distance to the nearest cell boundary | share of P | on-mode | median distance to the right mode / std "
           "| share of R_Y's points | R_X's signal to psi_theta per unit error (median) |")
@@ -70,6 +67,12 @@ def main(argv: list[str] | None = None) -> None:
         if band.any():
             print(f"| [{lo}, {hi}) | {band.float().mean():.3f} | {on[band].float().mean():.3f} | "
                   f"{to_true[band].median():.2f} | {hat_band.float().mean():.3f} | {signal[band].median():.3f} |")
+
+
+def boundary_distance(answer, x: torch.Tensor) -> torch.Tensor:
+    """Gap between the best and second-best cell scores ``<x, m_k> - h_k`` per row of ``x``."""
+    top2 = (x @ answer.points.float().T - answer.shifts.float()).topk(2, dim=1).values
+    return top2[:, 0] - top2[:, 1]
 
 
 def rx_signal(fitted: TransportMap, x: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,7 @@ regressed onto the exact map (benchmarks/results/toy.md, seventh and eighth sess
   of Amos, ICLR 2023, with the cycle terms as the amortisation loss).
 * ``omega-rate F``: every learning rate of psi_omega at F times psi_theta's (the inverse follows faster).
 * ``match F``: plus F times a mini-batch W2 term for each map's image, ``mean ||grad psi_theta(x_i) - y_pi(i)||^2``
-  with ``pi`` the exact matching (``scipy.optimize.linear_sum_assignment``) of the detached images to the
+  with ``pi`` the exact matching (``w2gn.metrics.discrete_ot_match``) of the detached images to the
   y's (and the mirror for psi_omega), on the first 512 rows of the batch: a signal on the map itself, at every
   point of P, where the correlations only see the potential's values. A gradient of a convex function that
   pushes P onto Q is the OT map (Brenier / McCann), so this term has the same answer.
@@ -32,6 +32,7 @@ import torch
 import w2gn.solvers.objective as objective
 import w2gn.solvers.w2gn as w2gn_module
 from w2gn.cli import main as w2gn_main
+from w2gn.metrics import discrete_ot_match
 
 _ORIGINAL_OBJECTIVE = objective.w2gn_objective
 
@@ -83,15 +84,6 @@ def amortised(theta, omega, x, y, terms, gradient, refine=None, fused=False):
 MATCH_ROWS = 512
 
 
-def matched(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """The rows of ``b`` matched to those of ``a`` by the exact discrete OT (squared cost) between the two."""
-    from scipy.optimize import linear_sum_assignment
-
-    cost = torch.cdist(a.detach().double(), b.detach().double()).square().numpy()
-    _, cols = linear_sum_assignment(cost)
-    return b[torch.as_tensor(cols)]
-
-
 def with_matching(weight: float):
     """The objective plus ``weight`` times each map's mini-batch W2 term (see the module doc)."""
 
@@ -99,8 +91,8 @@ def with_matching(weight: float):
         loss, parts = _ORIGINAL_OBJECTIVE(theta, omega, x, y, terms, gradient, refine, fused)
         xm, ym = x[:MATCH_ROWS], y[:MATCH_ROWS]
         fx, gy = gradient(theta, xm), gradient(omega, ym)
-        term = objective.cycle_error(fx, matched(fx, ym), terms.normalization) \
-            + objective.cycle_error(gy, matched(gy, xm), terms.normalization)
+        term = objective.cycle_error(fx, discrete_ot_match(fx.detach(), ym), terms.normalization) \
+            + objective.cycle_error(gy, discrete_ot_match(gy.detach(), xm), terms.normalization)
         parts["matching"] = term.detach()
         return loss + weight * term, parts
 

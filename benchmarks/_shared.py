@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 from datetime import datetime, timezone
@@ -16,8 +17,8 @@ from pathlib import Path
 
 import torch
 
-#: the machine the recorded results ran on
-MACHINE = "2-core CPU shared with other jobs (heavily loaded: load average ~20)"
+#: the machine the results run on; what else ran beside a run is for its BENCHMARKS.md entry to say
+MACHINE = f"{os.cpu_count()}-core CPU"
 
 
 def add_int_options(ap: argparse.ArgumentParser, **defaults: int) -> None:
@@ -37,6 +38,6 @@ def write_reports(args: argparse.Namespace, argv: list[str] | None, script: str,
         Path(args.out).write_text(
             f"# {title}\n\n"
             f"Command: `{cmd}`  \nMachine: {MACHINE}, "
-            f"torch {torch.__version__}, {args.threads} thread, Python {platform.python_version()}  \n"
+            f"torch {torch.__version__}, {args.threads} torch thread(s), Python {platform.python_version()}  \n"
             f"Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC\n\n" + body
         )

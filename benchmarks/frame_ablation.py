@@ -4,6 +4,8 @@ grad psi_omega(y) and (with ``--refine 20``) refined on psi_theta's conjugate, a
 
     PYTHONPATH=src python benchmarks/frame_ablation.py --dim 16 --precondition diagonal --budget 60
     PYTHONPATH=src python benchmarks/frame_ablation.py --dim 32 --precondition bures --budget 300 --cycle-x
+    PYTHONPATH=src python benchmarks/frame_ablation.py --dim 64 --iterations 2000 --history \
+        --opts '{"cycle_warmup": 1500, "collapse_limit": 0, "log_every": 100}'     # the run's statistics
 
 One torch thread; the budget counts this process's CPU seconds (robust on a shared machine).
 """
@@ -32,16 +34,22 @@ def main() -> int:
     ap.add_argument("--opts", default="{}", help="JSON of further W2GNConfig overrides")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--save", default=None, metavar="PATH", help="also save the fitted map there")
+    ap.add_argument("--iterations", type=int, default=None, help="a fixed step count instead of the CPU budget")
+    ap.add_argument("--history", action="store_true", help="also print the loss and cycle errors of every logged step")
     args = ap.parse_args()
     torch.set_num_threads(1)
     pair = load_pair(args.dim, family=args.family)
-    opts = preset("fit", dim=args.dim, iterations=1_000_000, progress=False, precondition=args.precondition,
+    opts = preset("fit", dim=args.dim, iterations=args.iterations or 1_000_000, progress=False, precondition=args.precondition,
                   cycle_x=args.cycle_x, seed=args.seed,
                   **json.loads(args.opts))
     solver = W2GNSolver(W2GNConfig(**opts))
     budget = TimeBudget(solver, args.budget, max_iterations=1_000_000)
     t0 = time.process_time()
-    fitted = solver.fit(pair.source, pair.target, callback=lambda it, m, row: budget.aim(it, time.process_time() - t0))
+    aim = None if args.iterations else (lambda it, m, row: budget.aim(it, time.process_time() - t0))
+    fitted = solver.fit(pair.source, pair.target, callback=aim)
+    if args.history:
+        for row in fitted.info["history"]:
+            print(json.dumps({k: round(float(v), 4) for k, v in row.items() if k == "iteration" or k == "loss" or "cycle" in k}))
     amortised = pair.evaluate(fitted)
     fitted.conjugate_options.update(refine_steps=args.refine, refine_method="lbfgs")
     refined = pair.evaluate(fitted) if args.refine else amortised
@@ -49,7 +57,8 @@ def main() -> int:
         fitted.save(args.save)
     print(json.dumps({"dim": args.dim, "family": args.family, "precondition": args.precondition, "cycle_x": args.cycle_x,
                       "opts": json.loads(args.opts),
-                      "cpu_s": args.budget, "iterations": solver.iteration, "forward_uvp": amortised["forward_uvp"],
+                      "cpu_s": None if args.iterations else args.budget, "iterations": solver.iteration,
+                      "forward_uvp": amortised["forward_uvp"],
                       "inverse_amortised_uvp": amortised["inverse_uvp"], "inverse_refined_uvp": refined["inverse_uvp"]}))
     return 0
 

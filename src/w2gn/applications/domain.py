@@ -3,7 +3,7 @@
 Protocol, per repeat ``r`` (a freshly seeded LeNet each time):
 
 1. train LeNet on MNIST (the target domain; all 60000 training images) until it classifies
-   ``lenet_target_accuracy`` (98 %) of MNIST test correctly (at most ``lenet_epochs`` epochs), and extract
+   ``lenet_target_accuracy`` (99 %, the paper's LeNet) of MNIST test correctly (at most ``lenet_epochs`` epochs), and extract
    84-d penultimate features of MNIST train images (Q), of the source domain's training images (P) and
    of its held-out test images;
 2. fit maps P -> Q on the training features only: W2GN (``grad psi_theta``), discrete OT
@@ -52,8 +52,8 @@ class DomainAdaptationConfig:
     10000), ``image_size`` (28: what LeNet reads), ``digits_test_fraction`` (held-out share when the
     source is the 1797 scikit-learn digits).
 
-    LeNet: trained until its MNIST test accuracy reaches ``lenet_target_accuracy`` (the paper's LeNet
-    has 99 %; 98 % is reached in 2-4 epochs), at most ``lenet_epochs`` epochs (0 target = exactly
+    LeNet: trained until its MNIST test accuracy reaches ``lenet_target_accuracy`` (99 %, the paper's
+    LeNet; reached in 6-10 epochs, 98 % in 2-4), at most ``lenet_epochs`` epochs (0 target = exactly
     ``lenet_epochs``); ``lenet_batch_size``, ``lenet_lr``. Repeats: ``repeats`` (3 in Table 3), each
     with its own LeNet.
 
@@ -80,7 +80,7 @@ class DomainAdaptationConfig:
     image_size: int = 28
     digits_test_fraction: float = 0.3
     lenet_epochs: int = 10
-    lenet_target_accuracy: float = 0.98
+    lenet_target_accuracy: float = 0.99
     lenet_batch_size: int = 128
     lenet_lr: float = 1e-3
     repeats: int = 3
@@ -125,7 +125,7 @@ CHANGES_FROM_PAPER = (
     "paper's network, the same 1-NN accuracy after 1500 steps, 80.5 % both); pretraining to the linear Gaussian "
     "(Bures) map instead of the identity (init='linear'), since LeNet features are close to Gaussian per domain and "
     "the linear map is already as good as W2GN from the identity; the frame is the library's default (diagonal); "
-    "LeNet trained to 98 % MNIST test accuracy (paper: 99 %); discrete OT fitted on 2000 random rows per domain "
+    "discrete OT fitted on 2000 random rows per domain "
     "(the full 7291 x 60000 problem does not fit in memory)."
 )
 

@@ -68,7 +68,7 @@ def config_from_args(args: argparse.Namespace) -> DomainAdaptationConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Train LeNet on MNIST (all 60000 training images, until 98 % MNIST test accuracy), extract 84-d
+    """Train LeNet on MNIST (all 60000 training images, until 99 % MNIST test accuracy, as the paper's), extract 84-d
     penultimate features of both domains, fit maps from the source training features to MNIST's, and report
     the accuracy of a 1-NN classifier fitted on the MNIST training features on the held-out source test
     images: raw features, W2GN-mapped, discrete OT (ot.da.EMDTransport), entropic OT

@@ -101,7 +101,7 @@ class W2GNConfig(PotentialConfig):
       (2-D toys, issue 24: 49 Gaussians at 3000 steps, on-mode 0.757 / 0.708 against 0.691 / 0.690 at
       1500 steps of 0.3x, two seeds; but 8 Gaussians at 30,000 steps end where the defaults do, 0.943 / 0.938
       against 0.944 / 0.949: a faster start, not a better end; ``benchmarks/results/toy.md``). With
-      ``w2gn fit``'s other defaults, 1500 steps lowered hard-d8's 900 CPU-s error from 2.26 to 1.66 %
+      ``w2gn fit``'s other defaults, 1500 steps lowered hard-d8's 900 CPU-s error from 2.27 to 1.66 %
       (3 seeds) but let the fitted D = 64 pair collapse (every unit dead) by step 600: the cycle terms are
       what holds fast input layers in place, so the option is off in every preset
       (``benchmarks/results/hard_pairs.md``, ninth session).

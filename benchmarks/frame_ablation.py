@@ -43,9 +43,10 @@ def main() -> int:
                   cycle_x=args.cycle_x, seed=args.seed,
                   **json.loads(args.opts))
     solver = W2GNSolver(W2GNConfig(**opts))
-    budget = TimeBudget(solver, args.budget, max_iterations=1_000_000)
-    t0 = time.process_time()
-    aim = None if args.iterations else (lambda it, m, row: budget.aim(it, time.process_time() - t0))
+    aim = None
+    if not args.iterations:  # the CPU-second budget ends the run (and its cosine schedule)
+        budget, t0 = TimeBudget(solver, args.budget, max_iterations=1_000_000), time.process_time()
+        aim = lambda it, m, row: budget.aim(it, time.process_time() - t0)  # noqa: E731
     fitted = solver.fit(pair.source, pair.target, callback=aim)
     if args.history:
         for row in fitted.info["history"]:

@@ -180,15 +180,30 @@ def test_generation_is_deterministic_on_a_short_run():
 
 
 @pytest.mark.slow
-def test_generation_script_reproduces_shipped_weights_bit_for_bit():
+@pytest.mark.parametrize("dim", [16])
+def test_generation_script_reproduces_shipped_weights_bit_for_bit(dim):
+    # Bit for bit holds on the kind of machine (CPU, library builds) that made the file: the matrix kernels' rounding
+    # differs between CPUs. D = 16 (~120 CPU s) was made on this project's current VM. D = 2, 4 and 8 were made on
+    # earlier sessions' VMs; rebuilt here, D = 8 gives other floats and identity / linear 59.9 / 27.6 % against the
+    # shipped 59.7 / 27.7 (both in the band, as every shipped file is checked to be above).
     mod = _script()
-    shipped = torch.load(ROOT / "src" / "w2gn" / "testbeds" / "data" / "hard_d2.pt", weights_only=True)
+    shipped = torch.load(ROOT / "src" / "w2gn" / "testbeds" / "data" / f"hard_d{dim}.pt", weights_only=True)
     info = shipped["info"]
-    state, summary = _deterministic(lambda: mod.make(2, check_every=info["check_every"], max_steps=info["max_steps"],
-                                                     log=lambda *a, **k: None))
+    settings = {k: info[k] for k in ("lr", "input_lr_factor", "objective", "layout", "draw")}
+    state, summary = _deterministic(lambda: mod.make(dim, check_every=info["check_every"], max_steps=info["max_steps"],
+                                                     ot_samples=info["ot_samples"], log=lambda *a, **k: None,
+                                                     **settings))
+    assert settings == {k: v for k, v in mod.recipe(dim, _no_flags(mod)).items() if k in settings}
     assert summary["steps"] == info["steps_per_potential"]
     assert state["state_dict"].keys() == shipped["state_dict"].keys()
     for k, v in shipped["state_dict"].items():
         assert torch.equal(state["state_dict"][k], v), k
     for k in ("source_means", "source_factors", "source_weights"):
         assert torch.equal(state[k], shipped[k]), k
+
+
+def _no_flags(mod):
+    """The script's parsed command line with no construction flag given (so ``recipe`` gives RECIPES[D])."""
+    import argparse
+
+    return argparse.Namespace(**{k: None for k in mod.PUBLISHED})

@@ -102,9 +102,9 @@ class W2GNConfig(PotentialConfig):
       1500 steps of 0.3x, two seeds; but 8 Gaussians at 30,000 steps end where the defaults do, 0.943 / 0.938
       against 0.944 / 0.949: a faster start, not a better end; ``benchmarks/results/toy.md``). With
       ``w2gn fit``'s other defaults, 1500 steps lowered hard-d8's 900 CPU-s error from 2.27 to 1.66 %
-      (3 seeds) but let the fitted D = 64 pair collapse (every unit dead) by step 600: the cycle terms are
-      what holds fast input layers in place, so the option is off in every preset
-      (``benchmarks/results/hard_pairs.md``, ninth session).
+      (3 seeds) but let the fitted D = 64 pair collapse (every unit dead) by step 600, and the hard D = 16
+      pair by step 242: the cycle terms are what holds fast input layers in place, so the option is off in
+      every preset (``benchmarks/results/hard_pairs.md``, ninth and tenth sessions).
     * ``init``: ``"identity"`` (pretrain both maps to the identity, C.1) or ``"linear"``
       (pretrain ``grad psi_theta`` to the OT map between Gaussian fits of P and Q and
       ``grad psi_omega`` to its inverse).

@@ -26,7 +26,7 @@ def _script():
 
 
 def test_shipped_dimensions_are_published_ones():
-    # D = 16 ... 64 did not reach the band within the CPU time at hand (benchmarks/results/hard_pairs.md)
+    # D = 32 and 64 did not reach the band within the CPU time at hand (benchmarks/results/hard_pairs.md)
     assert SHIPPED and set(SHIPPED) <= set(PUBLISHED_BASELINES)
 
 

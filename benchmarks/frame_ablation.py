@@ -6,6 +6,7 @@ grad psi_omega(y) and (with ``--refine 20``) refined on psi_theta's conjugate, a
     PYTHONPATH=src python benchmarks/frame_ablation.py --dim 32 --precondition bures --budget 300 --cycle-x
     PYTHONPATH=src python benchmarks/frame_ablation.py --dim 64 --iterations 2000 --history \
         --opts '{"cycle_warmup": 1500, "collapse_limit": 0, "log_every": 100}'     # the run's statistics
+    PYTHONPATH=src python benchmarks/frame_ablation.py --family hard --dim 8 --budget 120 --swap   # fit Q -> P, serve reversed
 
 One torch thread; the budget counts this process's CPU seconds (robust on a shared machine).
 """

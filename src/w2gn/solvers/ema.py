@@ -27,6 +27,9 @@ class WeightAverage:
         self.decay = float(decay)
         self.live = dict(modules)
         self.averages = {name: copy.deepcopy(m).requires_grad_(False) for name, m in self.live.items()}
+        # the (average, live) parameter lists, walked once: loading a state copies into these same tensors
+        self._pairs = {name: (list(self.averages[name].parameters()), [p.detach() for p in m.parameters()])
+                       for name, m in self.live.items()}
 
     @torch.no_grad()
     def update(self, iteration: int) -> None:
@@ -34,8 +37,8 @@ class WeightAverage:
         d = min(self.decay, (1.0 + iteration) / (10.0 + iteration))
         for name, live in self.live.items():
             avg = self.averages[name]
-            for a, b in zip(avg.parameters(), live.parameters()):
-                a.lerp_(b, 1.0 - d)
+            # one call over the list (per-tensor lerps are a loop of tiny kernels, paid on every step)
+            torch._foreach_lerp_(*self._pairs[name], 1.0 - d)
             for a, b in zip(avg.buffers(), live.buffers()):
                 a.copy_(b)
 

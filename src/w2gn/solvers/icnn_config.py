@@ -90,16 +90,31 @@ def pretrained_potential(solver, p: Sampler, q: Sampler, generator: torch.Genera
     return theta
 
 
-def adam(net: torch.nn.Module, config: PotentialConfig, lr: float | None = None) -> torch.optim.Adam:
+def adam(net: torch.nn.Module, config: PotentialConfig, lr: float | None = None, fused: bool = True) -> torch.optim.Adam:
     """Adam over ``net``'s parameters at ``lr`` (default ``config.lr``); with ``config.input_lr_factor != 1``
     the layers that read the raw input (:meth:`~w2gn.networks.ConvexPotential.input_parameters`) form a
-    second group at ``lr * input_lr_factor`` (one group otherwise, so older optimiser states still load)."""
+    second group at ``lr * input_lr_factor`` (one group otherwise, so older optimiser states still load).
+
+    ``fused``: PyTorch's fused Adam kernel where the parameters' device has one (CPU and CUDA). The update
+    is Adam's, but one kernel call per group instead of a dozen small tensor operations per parameter: on the
+    CPU 0.2 against 0.8 ms a step for a D = 16 potential, a tenth of a W2GN step, paid once per network and
+    per process (issue 22's two-process speed-up). Its rounding differs from the per-tensor loop in the
+    last bits, so a script that must rebuild older weights bit for bit passes ``fused=False``."""
     lr = config.lr if lr is None else lr
     betas = tuple(config.betas)
+    params = list(net.parameters())
+    kernel = {"fused": True} if fused and _fused_ok(params) else {}
     inputs = list(net.input_parameters()) if hasattr(net, "input_parameters") else []
     if config.input_lr_factor == 1.0 or not inputs:
-        return torch.optim.Adam(net.parameters(), lr=lr, betas=betas)
+        return torch.optim.Adam(params, lr=lr, betas=betas, **kernel)
     ids = {id(p) for p in inputs}
-    rest = [p for p in net.parameters() if id(p) not in ids]
+    rest = [p for p in params if id(p) not in ids]
     return torch.optim.Adam([{"params": rest, "lr": lr}, {"params": inputs, "lr": lr * config.input_lr_factor}],
-                            lr=lr, betas=betas)
+                            lr=lr, betas=betas, **kernel)
+
+
+def _fused_ok(params: list[torch.Tensor]) -> bool:
+    """Whether torch's fused Adam takes ``params``: floating point, on one CPU or CUDA device."""
+    devices = {p.device for p in params}
+    return (len(devices) == 1 and next(iter(devices)).type in ("cpu", "cuda")
+            and all(p.is_floating_point() for p in params))

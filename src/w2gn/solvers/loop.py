@@ -48,7 +48,9 @@ def grads_finite(params) -> bool:
     gs = [p.grad for p in params if p.grad is not None]
     if not gs:
         return True
-    return bool(torch.stack([torch.isfinite(g).all() for g in gs]).all())
+    # the norm of all gradients is finite exactly when each is (short of ~1e38): one fused reduction over the
+    # list instead of a check per tensor, a cost every process of a multi-process fit pays on every step
+    return bool(torch.isfinite(torch.nn.utils.get_total_norm(gs)))
 
 
 class TrainingLoop:
@@ -66,6 +68,8 @@ class TrainingLoop:
         self.start_iteration = solver.iteration
         # the first iteration of the current run of steps whose cycle error is past the collapse limit
         self.collapse_since: int | None = None
+        # (the modules checked, their parameter lists): built by the first check of each run of steps
+        self._params: tuple[dict[str, torch.nn.Module], dict[str, list[torch.nn.Parameter]]] | None = None
 
     def run(self) -> None:
         s, writer = self.solver, self.writer
@@ -201,8 +205,11 @@ class TrainingLoop:
         collapsed pair of potentials (:meth:`_check_collapse`)."""
         s = self.solver
         loss = check_finite(out["loss"].detach(), it, "loss")
-        for name, m in mods.items():
-            if not grads_finite(m.parameters()):
+        if self._params is None or self._params[0] is not mods:
+            # the parameter lists, once per run: walking the module tree costs ~0.3 ms, on every step
+            self._params = (mods, {name: list(m.parameters()) for name, m in mods.items()})
+        for name, params in self._params[1].items():
+            if not grads_finite(params):
                 raise DivergenceError(it, f"gradient of {name}", float("nan"), "a parameter gradient is NaN/inf")
         factor = s.config.explode_factor
         if factor:

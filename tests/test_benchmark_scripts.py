@@ -1,0 +1,50 @@
+"""The issue-18 diagnostics in benchmarks/: the stretch measure against a closed form, and a short run of each."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_stretch_is_the_top_eigenvalue_of_a_linear_maps_matrix():
+    g = torch.Generator().manual_seed(0)
+    b = torch.randn(5, 5, generator=g, dtype=torch.float64)
+    a = b @ b.T + 0.1 * torch.eye(5, dtype=torch.float64)  # symmetric positive definite: grad of 1/2 x^T A x
+    x = torch.randn(7, 5, generator=g, dtype=torch.float64)
+    top = _load("error_by_stretch").jacobian_top_eigenvalue(lambda z: z @ a.T, x)
+    assert torch.allclose(top, torch.linalg.eigvalsh(a)[-1].expand(7), rtol=1e-6)
+
+
+def test_oracle_regression_then_error_by_stretch_run_on_a_hard_pair(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    saved = tmp_path / "oracle.pt"
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "oracle_regression.py"), "--family", "hard",
+                          "--dim", "2", "--steps", "60", "--evals", "3", "--save", str(saved)],
+                         capture_output=True, text=True, env=env, check=True).stdout
+    rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    steps = [r for r in rows if "step" in r]
+    assert steps[-1]["step"] == 60
+    # regression onto the true map moves the pretrained identity towards it
+    assert steps[-1]["forward_uvp"] < 0.5 * steps[0]["forward_uvp"]
+    table = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "error_by_stretch.py"), "--family", "hard",
+                            "--dim", "2", "--potential", str(saved), "--bins", "3", "--samples", "2000"],
+                           capture_output=True, text=True, env=env, check=True).stdout
+    result = json.loads(table.splitlines()[-1])
+    shares = [b["share"] for b in result["bins"]]
+    assert len(shares) == 3 and abs(sum(shares) - 1) < 1e-9
+    assert abs(sum(b["forward_share"] for b in result["bins"]) - 1) < 1e-9

@@ -97,9 +97,10 @@ def adam(net: torch.nn.Module, config: PotentialConfig, lr: float | None = None,
 
     ``fused``: PyTorch's fused Adam kernel where the parameters' device has one (CPU and CUDA). The update
     is Adam's, but one kernel call per group instead of a dozen small tensor operations per parameter: on the
-    CPU 0.2 against 0.8 ms a step for a D = 16 potential, a tenth of a W2GN step, paid once per network and
-    per process (issue 22's two-process speed-up). Its rounding differs from the per-tensor loop in the
-    last bits, so a script that must rebuild older weights bit for bit passes ``fused=False``."""
+    CPU 0.2 against 0.8 ms a step for a D = 16 potential (whose whole W2GN step takes ~25 ms), paid once per
+    network and per process, so it counts most when 2 processes share a fit (issue 22). Its rounding differs
+    from the per-tensor loop in the last bits, so a script that must rebuild older weights bit for bit passes
+    ``fused=False``."""
     lr = config.lr if lr is None else lr
     betas = tuple(config.betas)
     params = list(net.parameters())

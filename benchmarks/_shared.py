@@ -1,6 +1,7 @@
 """Pieces the benchmark scripts share (imported as ``_shared``: a script's own folder is on ``sys.path``).
 
-Integer options from one table, and the reports of the scripts that run an application pipeline
+Integer options from one table, a potential saved and served as a forward-only map (the issue-18
+diagnostics), and the reports of the scripts that run an application pipeline
 (``domain_adaptation.py``, ``latent.py``): the JSON report and a Markdown results file that records the
 command, the machine and the date.
 """
@@ -41,3 +42,32 @@ def write_reports(args: argparse.Namespace, argv: list[str] | None, script: str,
             f"torch {torch.__version__}, {args.threads} torch thread(s), Python {platform.python_version()}  \n"
             f"Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC\n\n" + body
         )
+
+
+class ForwardOnly:
+    """A potential as a map for :meth:`~w2gn.testbeds.pairs.BenchmarkPair.evaluate`: its gradient forward, the
+    identity as the (unscored) inverse."""
+
+    def __init__(self, net) -> None:
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.map(x)
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        return y
+
+    def save(self, path: str | os.PathLike) -> None:
+        """The potential's architecture and weights, for :meth:`load`."""
+        from w2gn.networks import potential_spec
+
+        torch.save({"spec": potential_spec(self.net), "state": self.net.state_dict()}, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> ForwardOnly:
+        from w2gn.networks import build_potential
+
+        saved = torch.load(path, weights_only=True)
+        net = build_potential(saved["spec"])
+        net.load_state_dict(saved["state"])
+        return cls(net.eval())

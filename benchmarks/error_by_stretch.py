@@ -20,9 +20,9 @@ import argparse
 import json
 
 import torch
+from _shared import ForwardOnly
 
 from w2gn import TransportMap
-from w2gn.networks import build_potential
 from w2gn.testbeds.pairs import load_pair
 
 
@@ -39,22 +39,6 @@ def jacobian_top_eigenvalue(forward, x: torch.Tensor, h: float = 1e-4) -> torch.
     return torch.linalg.eigvalsh(sym)[:, -1]
 
 
-class _ForwardOnly:
-    """A saved potential as a map: its gradient forward, the identity as the (unscored) inverse."""
-
-    def __init__(self, path: str) -> None:
-        saved = torch.load(path, weights_only=True)
-        self.net = build_potential(saved["spec"])
-        self.net.load_state_dict(saved["state"])
-        self.net.eval()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.map(x)
-
-    def inverse(self, y: torch.Tensor) -> torch.Tensor:
-        return y
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--family", default="hard", choices=["easy", "hard"])
@@ -67,7 +51,7 @@ def main() -> int:
     args = ap.parse_args()
     torch.set_num_threads(1)
     pair = load_pair(args.dim, family=args.family)
-    fitted = TransportMap.load(args.map) if args.map else _ForwardOnly(args.potential)
+    fitted = TransportMap.load(args.map) if args.map else ForwardOnly.load(args.potential)
     ev = pair._eval
     x, y = ev["x"][: args.samples], ev["y"][: args.samples]
     stretch = jacobian_top_eigenvalue(pair.forward_map, x)

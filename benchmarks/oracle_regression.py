@@ -20,30 +20,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 
 import torch
+from _shared import ForwardOnly
 
-from w2gn.networks import potential_spec
 from w2gn.solvers import W2GNSolver
 from w2gn.solvers.icnn_config import adam
 from w2gn.solvers.presets import preset
 from w2gn.solvers.pretrain import pretrain_identity
+from w2gn.solvers.schedule import LRSchedule
 from w2gn.testbeds.pairs import load_pair
-
-
-class _ForwardOnly:
-    """A map object for :meth:`BenchmarkPair.evaluate` whose inverse is unused (scored as the identity)."""
-
-    def __init__(self, net) -> None:
-        self.net = net
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.map(x)
-
-    def inverse(self, y: torch.Tensor) -> torch.Tensor:
-        return y
 
 
 def main() -> int:
@@ -81,15 +68,14 @@ def main() -> int:
     src = pair.source
     pretrain_identity(net, [src, pair.target], c.pretrain_iterations, c.batch_size, c.pretrain_lr, c.pretrain_tol, gen)
     opt = adam(net, c)
-    base = [g["lr"] for g in opt.param_groups]
+    schedule = LRSchedule("cosine", c.lr_final_factor, steps)  # what the fit's cosine decay does over `steps`
+    schedule.attach({"net": opt})
     marks = sorted({max(1, round(steps ** (k / (args.evals - 1)))) for k in range(args.evals)})
     t0, spent = time.process_time(), 0.0
     print(json.dumps({"dim": d, "family": args.family, "steps": steps, "hidden": list(net.hidden), "lr": c.lr,
                       "input_lr_factor": c.input_lr_factor, "batch": c.batch_size, "identity_init": True}), flush=True)
     for it in range(1, steps + 1):
-        shape = c.lr_final_factor + (1 - c.lr_final_factor) * (1 + math.cos(math.pi * (it - 1) / steps)) / 2
-        for b, g in zip(base, opt.param_groups):
-            g["lr"] = b * shape
+        schedule.apply({"net": opt}, it - 1)
         x = src.sample(c.batch_size, gen)
         with torch.no_grad():
             y = pair.forward_map(x)
@@ -101,13 +87,13 @@ def main() -> int:
         if it in marks:
             spent += time.process_time() - t0
             net.eval()
-            uvp = pair.evaluate(_ForwardOnly(net))["forward_uvp"]
+            uvp = pair.evaluate(ForwardOnly(net))["forward_uvp"]
             net.train()
             print(json.dumps({"step": it, "cpu_s": round(spent, 1), "forward_uvp": round(uvp, 4),
                               "train_mse": round(float(loss.detach()), 6)}), flush=True)
             t0 = time.process_time()
     if args.save:
-        torch.save({"spec": potential_spec(net), "state": net.state_dict()}, args.save)
+        ForwardOnly(net).save(args.save)
     return 0
 
 

@@ -14,19 +14,21 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _load(name: str):
+def _load(name: str, monkeypatch):
+    # as when the script runs: its own folder on sys.path, for the shared helpers (benchmarks/_shared.py)
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
     spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
 
 
-def test_stretch_is_the_top_eigenvalue_of_a_linear_maps_matrix():
+def test_stretch_is_the_top_eigenvalue_of_a_linear_maps_matrix(monkeypatch):
     g = torch.Generator().manual_seed(0)
     b = torch.randn(5, 5, generator=g, dtype=torch.float64)
     a = b @ b.T + 0.1 * torch.eye(5, dtype=torch.float64)  # symmetric positive definite: grad of 1/2 x^T A x
     x = torch.randn(7, 5, generator=g, dtype=torch.float64)
-    top = _load("error_by_stretch").jacobian_top_eigenvalue(lambda z: z @ a.T, x)
+    top = _load("error_by_stretch", monkeypatch).jacobian_top_eigenvalue(lambda z: z @ a.T, x)
     assert torch.allclose(top, torch.linalg.eigvalsh(a)[-1].expand(7), rtol=1e-6)
 
 

@@ -266,6 +266,7 @@ def test_readme_fit_paragraph_states_the_preset():
     assert fit.options["ema_decay"] > 0 and "weight averaging" in text
     assert fit.options["refine_inverse_steps"] == 20 and "the inverse refined by 20 L-BFGS steps" in text
     assert fit.options["precondition"] == "diagonal" and "centred, per-coordinate balanced coordinates" in text
+    assert fit.options["lambda_per_dim"] == 0.5 and "a cycle weight λ = min(D / 2, 50)" in text
 
 
 def test_commands_are_described_by_what_they_run():

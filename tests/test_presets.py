@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 
 import pytest
@@ -49,3 +50,23 @@ def test_preset_defaults_follow_the_config_fields():
     d = preset_defaults("fit")
     assert set(d) == {f.name for f in dataclasses.fields(W2GNConfig)}
     assert d["lr"] == LR_BY_DIMENSION and d["iterations"] == 60000 and d["rank"] == W2GNConfig().rank
+
+
+def test_fit_cycle_weight_is_half_the_dimension_capped_at_50():
+    """'w2gn fit' weighs the cycle terms by min(D / 2, 50); the paper's preset and the API keep C.4's min(D, 50);
+    an explicit lambda_cycle wins over either rule."""
+    for dim, fit, paper in ((2, 1.0, 2.0), (16, 8.0, 16.0), (64, 32.0, 50.0), (100, 50.0, 50.0), (512, 50.0, 50.0)):
+        assert W2GNConfig(**preset("fit", dim=dim)).effective_lambda(dim) == fit
+        assert W2GNConfig(**preset("paper", dim=dim)).effective_lambda(dim) == paper == W2GNConfig().effective_lambda(dim)
+    assert W2GNConfig(**preset("fit", dim=16, lambda_cycle=3.0)).effective_lambda(16) == 3.0
+    with pytest.raises(W2GNUserError, match="lambda_per_dim"):
+        W2GNSolver(lambda_per_dim=0.0)
+
+
+def test_fit_help_states_the_cycle_weight_rule():
+    from w2gn.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    text = " ".join(sub.choices["fit"].format_help().split())
+    assert "(default: min(0.5 D, 50))" in text
+    assert "(default: min(D, 50))" in " ".join(sub.choices["gaussian"].format_help().split())

@@ -92,13 +92,14 @@ def _by_dimension(fn: Any, dims: tuple[int, ...] = (2, 16, 64, 256)) -> str:
     return "by dimension D, " + ", ".join(f"{fn(d)} at D={d}" for d in dims)
 
 
-def _none_means() -> dict[str, str]:
+def _none_means(defaults: Mapping[str, Any]) -> dict[str, str]:
     from ..solvers import default_hidden, default_lr
 
+    per_dim = float(defaults.get("lambda_per_dim", 1.0))
     return {
         "lr": f"{_by_dimension(default_lr, (2, 64, 256))} (w2gn.solvers.default_lr)",
         "hidden": f"{_by_dimension(lambda d: ','.join(map(str, default_hidden(d))), (2, 64))}",
-        "lambda_cycle": "min(D, 50)",
+        "lambda_cycle": f"min({'' if per_dim == 1 else f'{per_dim:g} '}D, 50)",
     }
 
 
@@ -184,7 +185,7 @@ def add_training_args(p: argparse.ArgumentParser, defaults: Mapping[str, Any], t
     """The W2GN training options, with ``defaults`` (every W2GNConfig field: :func:`config_defaults` or
     :func:`~w2gn.solvers.presets.preset_defaults`); then the checkpoint options."""
     g = p.add_argument_group("training")
-    add_config_options(g, defaults, TRAINING_SPECS, _none_means())
+    add_config_options(g, defaults, TRAINING_SPECS, _none_means(defaults))
     add_time_budget_arg(g, time_budget, time_budget_means)
     add_checkpoint_args(p)
 

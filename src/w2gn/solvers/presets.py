@@ -80,6 +80,15 @@ _FIT = {
     # hard D = 4 0.17 / 0.05 vs 0.35 / 0.12, fitted D = 16 1.03 / 0.49 vs 1.21 / 1.09, fitted D = 64 11.5 / 10.2
     # vs 15.8 / 11.9 (benchmarks/results/hard_pairs.md; issue 24 found the cause on the 2-D toys)
     "input_lr_factor": 10.0,
+    # the cycle weight min(D / 2, 50) instead of C.4's min(D, 50): a lighter hold lets the correlations move the
+    # forward map further, and D / 2 never collapsed where D / 4 did (hard D = 16 at lambda 4, hard D = 8 at 1).
+    # 900 CPU-s fits, forward / inverse L2-UVP %: hard D = 16 5.33 +- 0.37 / 2.63 +- 0.30 vs 6.70 +- 0.42 /
+    # 3.11 +- 0.48 and hard D = 8 1.66 +- 0.70 / 0.67 +- 0.21 vs 2.27 +- 0.46 / 0.76 +- 0.08 (3 seeds each);
+    # fitted D = 16 0.30 / 0.16 vs 0.47 / 0.25, fitted D = 64 5.89 / 8.22 vs 9.39 / 8.83 (seed 0). Shorter runs:
+    # fitted D = 2, 4 (120 CPU-s) 0.17 / 0.05 vs 0.26 / 0.07 and 0.28 / 0.14 vs 0.34 / 0.17, fitted D = 32 (300)
+    # 0.60 / 0.54 vs 1.29 / 0.81, hard D = 2, 4 (120, 3 seeds) 0.031 / 0.021 vs 0.039 / 0.024 and 0.147 / 0.046
+    # vs 0.158 / 0.047 (benchmarks/results/hard_pairs.md, twelfth session)
+    "lambda_per_dim": 0.5,
 }
 
 #: every named configuration (``"fit-default"`` and ``"fit-default-cycle-x"`` are older names, see :data:`ALIASES`)

@@ -269,6 +269,12 @@ def test_readme_fit_paragraph_states_the_preset():
     assert fit.options["lambda_per_dim"] == 0.5 and "a cycle weight λ = min(D / 2, 50)" in text
 
 
+
+def test_fit_help_states_the_cycle_weight_rule():
+    """'w2gn fit' shows its preset's cycle weight (min(D / 2, 50)); a paper-settings command shows C.4's."""
+    assert "(default: min(0.5 D, 50))" in " ".join(COMMANDS["fit"].format_help().split())
+    assert "(default: min(D, 50))" in " ".join(COMMANDS["gaussian"].format_help().split())
+
 def test_commands_are_described_by_what_they_run():
     """'w2gn NAME --help' opens with the docstring of the function NAME runs (``common.add_command``): one
     text for the reader of the code and the user; without a docstring (python -OO) the one-line help."""

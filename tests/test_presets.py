@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 
 import pytest
@@ -62,11 +61,3 @@ def test_fit_cycle_weight_is_half_the_dimension_capped_at_50():
     with pytest.raises(W2GNUserError, match="lambda_per_dim"):
         W2GNSolver(lambda_per_dim=0.0)
 
-
-def test_fit_help_states_the_cycle_weight_rule():
-    from w2gn.cli import build_parser
-
-    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    text = " ".join(sub.choices["fit"].format_help().split())
-    assert "(default: min(0.5 D, 50))" in text
-    assert "(default: min(D, 50))" in " ".join(sub.choices["gaussian"].format_help().split())

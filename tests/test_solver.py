@@ -83,6 +83,29 @@ def test_input_lr_factor_gives_the_input_layers_their_own_rate():
     assert len(plain.opt_theta.param_groups) == 1
 
 
+def test_linear_input_lr_factor_gives_the_linear_input_weights_a_third_rate():
+    """``linear_input_lr_factor`` splits the convex-quadratic layers' linear weights W off into a third group;
+    equal to ``input_lr_factor`` (or None) it changes nothing (two groups, as before); the groups partition
+    the parameters."""
+    solver = W2GNSolver(iterations=1, pretrain_iterations=0, lr=1e-3, input_lr_factor=10.0,
+                        linear_input_lr_factor=100.0, **FAST)
+    solver.fit(np.random.randn(64, 3), np.random.randn(64, 3))
+    for opt, net in ((solver.opt_theta, solver.theta), (solver.opt_omega, solver.omega)):
+        rest, other, linear = opt.param_groups
+        assert [g["lr"] for g in opt.param_groups] == pytest.approx([1e-3, 1e-2, 1e-1])
+        assert {id(p) for p in linear["params"]} == {id(p) for p in net.linear_input_parameters()}
+        groups = [{id(p) for p in g["params"]} for g in opt.param_groups]
+        assert sum(map(len, groups)) == len(set().union(*groups)) == len(list(net.parameters()))
+        assert set().union(*groups[1:]) == {id(p) for p in net.input_parameters()}
+    for k in (None, 10.0):
+        same = W2GNSolver(iterations=1, pretrain_iterations=0, lr=1e-3, input_lr_factor=10.0,
+                          linear_input_lr_factor=k, **FAST)
+        same.fit(np.random.randn(64, 3), np.random.randn(64, 3))
+        assert [g["lr"] for g in same.opt_theta.param_groups] == pytest.approx([1e-3, 1e-2])
+    with pytest.raises(W2GNUserError, match="linear_input_lr_factor"):
+        W2GNSolver(linear_input_lr_factor=0.0)
+
+
 def test_stop_gradient_leaves_omega_to_the_cycle_term():
     """With the C.1 heuristic, omega's gradient comes only from the cycle term: with lambda=0 it is zero."""
     solver = W2GNSolver(iterations=1, pretrain_iterations=0, lambda_cycle=0.0, correlation_on="theta", **FAST)

@@ -147,6 +147,8 @@ ACCURACY_SPECS: dict[str, Spec] = {
     "init": ("--init", ["identity", "linear"], "pretrain to the identity or to the best linear map"),
     "input_lr_factor": ("--input-lr-factor", positive_float,
                         "learning-rate multiplier of the layers that read x (the convex-quadratic ones)"),
+    "linear_input_lr_factor": ("--linear-input-lr-factor", positive_float,
+                               "learning-rate multiplier of those layers' linear weights W alone"),
 }
 
 
@@ -192,7 +194,8 @@ def add_training_args(p: argparse.ArgumentParser, defaults: Mapping[str, Any], t
 
 def add_accuracy_args(p: argparse.ArgumentParser, defaults: Mapping[str, Any]) -> None:
     """The W2GN accuracy options (conjugate refinement, expectile, schedule, EMA, initialisation)."""
-    add_config_options(p.add_argument_group("accuracy options"), defaults, ACCURACY_SPECS)
+    add_config_options(p.add_argument_group("accuracy options"), defaults, ACCURACY_SPECS,
+                       {"linear_input_lr_factor": "--input-lr-factor's"})
 
 
 def add_checkpoint_args(p: argparse.ArgumentParser) -> None:

@@ -47,6 +47,11 @@ class ConvexPotential(nn.Module):
         learning rate: see ``input_lr_factor`` of :class:`~w2gn.solvers.PotentialConfig`). Default: none."""
         return []
 
+    def linear_input_parameters(self) -> list[nn.Parameter]:
+        """The part of :meth:`input_parameters` that maps ``x`` linearly (its own rate: ``linear_input_lr_factor``
+        of :class:`~w2gn.solvers.PotentialConfig`). Default: none."""
+        return []
+
     def l1_norm(self) -> torch.Tensor:
         """Sum of absolute values of all parameters (the paper's L1 weight penalty, C.3-C.8)."""
         return sum(p.abs().sum() for p in self.parameters())  # type: ignore[return-value]

@@ -164,6 +164,10 @@ class DenseICNN(ConvexPotential):
         """The convex-quadratic layers' ``F``, ``W`` and biases: the only weights that see ``x``."""
         return [p for layer in self.quadratic_layers for p in layer.parameters()]
 
+    def linear_input_parameters(self) -> list[nn.Parameter]:
+        """The convex-quadratic layers' linear weights ``W`` (of ``x^T F F^T x + W x + b``)."""
+        return [layer.weight for layer in self.quadratic_layers]
+
     def config(self) -> dict[str, Any]:
         return {
             "dim": self.dim,

@@ -7,6 +7,7 @@ grad psi_omega(y) and (with ``--refine 20``) refined on psi_theta's conjugate, a
     PYTHONPATH=src python benchmarks/frame_ablation.py --dim 64 --iterations 2000 --history \
         --opts '{"cycle_warmup": 1500, "collapse_limit": 0, "log_every": 100}'     # the run's statistics
     PYTHONPATH=src python benchmarks/frame_ablation.py --family hard --dim 8 --budget 120 --swap   # fit Q -> P, serve reversed
+    PYTHONPATH=src python benchmarks/frame_ablation.py --dim 16 --budget 300 --trace 500   # the error along the run
 
 One torch thread; the budget counts this process's CPU seconds (robust on a shared machine).
 """
@@ -52,6 +53,9 @@ def main() -> int:
     ap.add_argument("--save", default=None, metavar="PATH", help="also save the fitted map there")
     ap.add_argument("--iterations", type=int, default=None, help="a fixed step count instead of the CPU budget")
     ap.add_argument("--history", action="store_true", help="also print the loss and cycle errors of every logged step")
+    ap.add_argument("--trace", type=int, default=0, metavar="EVERY",
+                    help="also score the map (forward and amortised inverse, 4096 samples) every EVERY steps; "
+                         "the scoring's CPU time is not charged to the budget")
     ap.add_argument("--swap", action="store_true",
                     help="fit Q -> P and serve its inverse as the forward map (which network learns which direction)")
     args = ap.parse_args()
@@ -62,9 +66,28 @@ def main() -> int:
                   **json.loads(args.opts))
     solver = W2GNSolver(W2GNConfig(**opts))
     aim = None
+    trace: list[dict] = []
+    scoring = [0.0]  # CPU seconds spent scoring the trace, left out of the budget
+
+    def traced(it, current, row):
+        if args.trace and it % args.trace == 0:
+            t = time.process_time()
+            current.conjugate_options.pop("refine_steps", None)  # the amortised inverse: cheap to score
+            scores = pair.evaluate(_Swapped(current) if args.swap else current, n=4096)
+            trace.append({"iteration": it, "forward_uvp": round(scores["forward_uvp"], 4),
+                          "inverse_amortised_uvp": round(scores["inverse_uvp"], 4)})
+            print(json.dumps({"trace": trace[-1]}), flush=True)
+            scoring[0] += time.process_time() - t
+        return None
+
     if not args.iterations:  # the CPU-second budget ends the run (and its cosine schedule)
         budget, t0 = TimeBudget(solver, args.budget, max_iterations=1_000_000), time.process_time()
-        aim = lambda it, m, row: budget.aim(it, time.process_time() - t0)  # noqa: E731
+
+        def aim(it, m, row):
+            traced(it, m, row)
+            return budget.aim(it, time.process_time() - t0 - scoring[0])
+    elif args.trace:
+        aim = traced
     fitted = solver.fit(*((pair.target, pair.source) if args.swap else (pair.source, pair.target)), callback=aim)
     if args.history:
         for row in fitted.info["history"]:

@@ -350,7 +350,8 @@ def test_time_budget_aim_with_synthetic_times(iteration, spent, stop, horizon):
 def test_fit_cli_time_budget(tmp_path):
     from w2gn.cli import build_parser, main
 
-    assert build_parser().parse_args(["fit", "a.npy", "b.npy"]).iterations == 60000
+    # no count by default: the time budget ends the fit
+    assert build_parser().parse_args(["fit", "a.npy", "b.npy"]).iterations is None
     x = np.random.default_rng(0).normal(size=(200, 2))
     np.save(tmp_path / "x.npy", x)
     np.save(tmp_path / "y.npy", 2 * x + 1)
@@ -361,3 +362,29 @@ def test_fit_cli_time_budget(tmp_path):
                  "--quiet", "--processes", "1"]) == 0
     its = TransportMap.load(out).info["iterations"]
     assert 10 <= its < 60000
+
+
+@pytest.mark.parametrize("given", [False, True])
+def test_fit_cli_runs_to_its_time_budget_past_the_presets_count_unless_a_count_is_given(tmp_path, monkeypatch, given):
+    """The preset's step count must not end a ``w2gn fit`` that the budget should end (a fast machine reached
+    the old 60,000-step cap with a third of the 900 s unused); an explicit --iterations still caps it."""
+    import dataclasses
+
+    from w2gn.cli import main
+    from w2gn.solvers import presets
+
+    fit = presets.PRESETS["fit"]
+    monkeypatch.setitem(presets.PRESETS, "fit", dataclasses.replace(fit, options={**fit.options, "iterations": 30}))
+    x = np.random.default_rng(0).normal(size=(200, 2))
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", 2 * x + 1)
+    out = tmp_path / "m.pt"
+    count = ["--iterations", "30"] if given else []
+    assert main(["fit", str(tmp_path / "x.npy"), str(tmp_path / "y.npy"), "-o", str(out), "--time-budget", "1.5",
+                 "--hidden", "8,8", "--pretrain-iterations", "10", "--log-every", "10", "--batch-size", "64",
+                 "--quiet", "--processes", "1", *count]) == 0
+    info = TransportMap.load(out).info
+    if given:
+        assert info["iterations"] == 30 and info["stop"]["reason"] == "iterations"
+    else:
+        assert info["iterations"] > 30 and info["stop"]["reason"] == "time budget"

@@ -100,6 +100,7 @@ def _none_means(defaults: Mapping[str, Any]) -> dict[str, str]:
         "lr": f"{_by_dimension(default_lr, (2, 64, 256))} (w2gn.solvers.default_lr)",
         "hidden": f"{_by_dimension(lambda d: ','.join(map(str, default_hidden(d))), (2, 64))}",
         "lambda_cycle": f"min({'' if per_dim == 1 else f'{per_dim:g} '}D, 50)",
+        "iterations": "as many as --time-budget allows",
     }
 
 

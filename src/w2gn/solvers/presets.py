@@ -54,7 +54,8 @@ _FIT = {
     # the Bures frame solves Gaussian pairs outright but lost on the non-linear fitted pair (D = 16, 60 CPU-s:
     # forward 8.1 % against 2.0 % diagonal, 1.8 % standardize, 1.9 % none)
     "precondition": "diagonal",
-    # long enough that the time budget, not the count, ends a CPU run; the cosine schedule decays over it
+    # the Python API's count (the cosine schedule decays over it); `w2gn fit` sets no count, so its time budget
+    # ends the fit (this count had ended 900 s fits on a faster CPU after 634 s: hard D = 8, 2 processes)
     "iterations": 60000,
     "lr": LR_BY_DIMENSION,
     # cosine decay: with it, 900 CPU-s fits reached the accuracy targets at D = 8, 16

@@ -261,8 +261,12 @@ def test_readme_fit_paragraph_states_the_preset():
 
     fit = get_preset("fit")
     text = " ".join(README.read_text().split())
-    assert f"up to {fit.options['iterations']} steps or {fit.time_budget / 60:g} minutes" in text
-    assert f"(`--time-budget {fit.time_budget:g}`)" in text
+    # 'w2gn fit' runs to its time budget: the preset's step count is only the schedule's first horizon
+    assert build_parser().parse_args(["fit", "p.npy", "q.npy"]).iterations is None
+    assert (
+        f"for {fit.time_budget / 60:g} minutes (`--time-budget {fit.time_budget:g}`; as many steps as that allows, "
+        "unless `--iterations N` caps them)"
+    ) in text
     assert fit.options["lr_schedule"] == "cosine" and "cosine learning-rate decay" in text
     assert fit.options["ema_decay"] > 0 and "weight averaging" in text
     assert fit.options["refine_inverse_steps"] == 20 and "the inverse refined by 20 L-BFGS steps" in text

@@ -26,7 +26,7 @@ def _script():
 
 
 def test_shipped_dimensions_are_published_ones():
-    # D = 32 and 64 did not reach the band within the CPU time at hand (benchmarks/results/hard_pairs.md)
+    # D = 64 has not been built yet (benchmarks/results/hard_pairs.md)
     assert SHIPPED and set(SHIPPED) <= set(PUBLISHED_BASELINES)
 
 
@@ -180,20 +180,21 @@ def test_generation_is_deterministic_on_a_short_run():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("dim", [16])
+@pytest.mark.parametrize("dim", [32])
 def test_generation_script_reproduces_shipped_weights_bit_for_bit(dim):
     # Bit for bit holds on the kind of machine (CPU, library builds) that made the file: the matrix kernels' rounding
-    # differs between CPUs. D = 16 (~120 CPU s) was made on this project's current VM. D = 2, 4 and 8 were made on
-    # earlier sessions' VMs; rebuilt here, D = 8 gives other floats and identity / linear 59.9 / 27.6 % against the
-    # shipped 59.7 / 27.7 (both in the band, as every shipped file is checked to be above).
+    # differs between CPUs. D = 32 (~540 CPU s, 18,000 steps with the rate's step decay) was made on this project's
+    # current VM. D = 2, 4, 8 and 16 were made on earlier sessions' VMs; rebuilt here, D = 8 gives other floats and
+    # identity / linear 59.9 / 27.6 % against the shipped 59.7 / 27.7, and D = 16 other floats that meet the stopping
+    # rule at 2500 steps instead of 3750 (every shipped file is checked to be in the band above).
     mod = _script()
     shipped = torch.load(ROOT / "src" / "w2gn" / "testbeds" / "data" / f"hard_d{dim}.pt", weights_only=True)
     info = shipped["info"]
     settings = mod.recipe(dim, _no_flags(mod))  # what `make_hard_pairs.py --dims D` runs with
     assert {k: info[k] for k in settings} == settings  # and what the shipped file records
     state, summary = _deterministic(lambda: mod.make(dim, check_every=info["check_every"], max_steps=info["max_steps"],
-                                                     ot_samples=info["ot_samples"], log=lambda *a, **k: None,
-                                                     **settings))
+                                                     log=lambda *a, **k: None,
+                                                     **{"ot_samples": info["ot_samples"], **settings}))
     assert summary["steps"] == info["steps_per_potential"]
     assert state["state_dict"].keys() == shipped["state_dict"].keys()
     for k, v in shipped["state_dict"].items():
@@ -206,4 +207,4 @@ def _no_flags(mod):
     """The script's parsed command line with no construction flag given (so ``recipe`` gives RECIPES[D])."""
     import argparse
 
-    return argparse.Namespace(**{k: None for k in mod.PUBLISHED})
+    return argparse.Namespace(**{k: None for k in (*mod.PUBLISHED, *mod.EXTRAS)})

@@ -23,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = add_command(sub, "benchmark", "score methods on pairs with known non-linear OT maps", run)
     p.add_argument("--pairs", default="fitted", choices=["fitted", "hard", "random"],
                    help="pair family: fitted (easy, close to linear), hard (as hard as the published W2 "
-                   "benchmark's pairs; D = 2, 4, 8, 16 so far) or random")
+                   "benchmark's pairs; D = 2, 4, 8, 16, 32 so far) or random")
     p.add_argument("--dims", type=int_list, default=[2, 4, 8], help="dimensions, comma-separated")
     p.add_argument("--methods", default=d["method"],
                    help=f"comma-separated W2GN presets ({', '.join(PRESETS)}) or solver names")

@@ -156,6 +156,24 @@ def test_normalized_sum_round_trips_through_its_spec():
     assert torch.allclose(pot.gradient(x, create_graph=False), want, atol=1e-12)
 
 
+def test_regression_step_decay_divides_every_rate_by_ten_at_each_drop():
+    # RECIPES[32] relies on it: the rate (and the input layers' 10x rate) divided by 10 after each listed step
+    mod = _script()
+    src, tgt = level_mixture(4, 3, torch.Generator().manual_seed(0)), level_mixture(4, 10, torch.Generator().manual_seed(1))
+    net = mod.DenseICNN(4, [16, 16], rank=1, seed=0)
+    trainer = mod.RegressionTrainer(net, src, tgt, 64, 1e-2, 10.0, pretrain=2, seed=0, batch_size=32, lr_drops=[3, 5])
+    base = [g["lr"] for g in trainer.opt.param_groups]
+    assert max(base) == pytest.approx(10 * min(base))
+    for steps, factor in ((2, 1.0), (2, 0.1), (2, 0.01)):  # the rate used by the last of these steps
+        trainer.advance(steps)
+        assert [g["lr"] for g in trainer.opt.param_groups] == pytest.approx([b * factor for b in base])
+    assert trainer.iteration == 6
+    plain = mod.RegressionTrainer(mod.DenseICNN(4, [16, 16], rank=1, seed=0), src, tgt, 64, 1e-2, 10.0, pretrain=2,
+                                  seed=0, batch_size=32)
+    plain.advance(6)
+    assert [g["lr"] for g in plain.opt.param_groups] == base  # no drops: the rates are never touched
+
+
 def _deterministic(fn):
     threads, det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     torch.set_num_threads(1)

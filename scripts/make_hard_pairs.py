@@ -46,6 +46,7 @@ import argparse
 import json
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -105,6 +106,11 @@ RECIPES: dict[int, dict] = {
 STOP_TOL = 0.10
 
 
+def step_decay(iteration: int, drops: Sequence[int]) -> float:
+    """The rate's factor at ``iteration``: divided by 10 at each of ``drops`` already reached."""
+    return 0.1 ** sum(iteration >= d for d in drops)
+
+
 def score(pot: NormalizedSumPotential, x: torch.Tensor) -> dict[str, float]:
     """Identity and linear (Bures map between Gaussian fits) L2-UVP, in %, of ``grad pot`` on ``x``."""
     return score_pairs(x, pot.map(x))
@@ -113,7 +119,7 @@ def score(pot: NormalizedSumPotential, x: torch.Tensor) -> dict[str, float]:
 def make(dim: int, check_every: int, max_steps: int, explore: bool = False, pretrain: int = 1000,
          check_samples: int = CHECK_SAMPLES, log=print, lr: float = 1e-3,
          draw: int | None = None, correlation_on: str = "theta",
-         lr_drops: list[int] | tuple[int, ...] = (), pushforward_check: int = 0,
+         lr_drops: Sequence[int] = (), pushforward_check: int = 0,
          input_lr_factor: float = 1.0, objective: str = "w2gn",
          ot_samples: int = 4096, layout: str = "grid") -> tuple[dict, dict]:
     """Train one hard pair; returns the state to save and a summary (steps, seconds, check scores).
@@ -203,7 +209,7 @@ def make(dim: int, check_every: int, max_steps: int, explore: bool = False, pret
 class W2GNTrainer:
     """One potential of the published construction: a W2GN solver advanced ``n`` steps at a time."""
 
-    def __init__(self, solver: W2GNSolver, lr_drops: tuple[int, ...] = ()) -> None:
+    def __init__(self, solver: W2GNSolver, lr_drops: Sequence[int] = ()) -> None:
         self.solver, self.lr_drops = solver, lr_drops
 
     @property
@@ -217,7 +223,7 @@ class W2GNTrainer:
     def advance(self, n: int) -> None:
         s = self.solver
         # step decay: the rate divided by 10 at each of lr_drops, on top of any divergence restart's factor
-        s.schedule.scale = s.config.restart_lr_factor ** s.restarts * 0.1 ** sum(s.iteration >= d for d in self.lr_drops)
+        s.schedule.scale = s.config.restart_lr_factor ** s.restarts * step_decay(s.iteration, self.lr_drops)
         s.set_horizon(s.iteration + n)
         s.run(*s.samplers)
 
@@ -235,7 +241,7 @@ class RegressionTrainer:
     """
 
     def __init__(self, net: DenseICNN, src, tgt, n_pairs: int, lr: float, input_lr_factor: float,
-                 pretrain: int, seed: int, batch_size: int = 1024, lr_drops: tuple[int, ...] = ()) -> None:
+                 pretrain: int, seed: int, batch_size: int = 1024, lr_drops: Sequence[int] = ()) -> None:
         self.net, self.batch_size, self.iteration, self.lr_drops = net, batch_size, 0, lr_drops
         self.gen = torch.Generator().manual_seed(seed)
         pretrain_identity(net, [src, tgt], pretrain, batch_size, 1e-3, 1e-4, self.gen)
@@ -254,8 +260,8 @@ class RegressionTrainer:
 
     def advance(self, n: int) -> None:
         for _ in range(n):
-            if self.lr_drops:  # step decay: the rate divided by 10 at each of lr_drops
-                factor = 0.1 ** sum(self.iteration >= d for d in self.lr_drops)
+            if self.lr_drops:  # without drops the rates are left exactly as Adam was built with them
+                factor = step_decay(self.iteration, self.lr_drops)
                 for group, base in zip(self.opt.param_groups, self.base_lrs):
                     group["lr"] = base * factor
             idx = torch.randint(0, self.x.shape[0], (self.batch_size,), generator=self.gen)
@@ -321,7 +327,7 @@ def score_pairs(x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
 def recipe(dim: int, args: argparse.Namespace) -> dict:
     """The construction settings for ``dim``: the published ones, overridden by ``RECIPES[dim]``, then by any
     flag given on the command line."""
-    given = {k: getattr(args, k) for k in (*PUBLISHED, *EXTRAS) if getattr(args, k, None) is not None}
+    given = {k: getattr(args, k) for k in (*PUBLISHED, *EXTRAS) if getattr(args, k) is not None}
     return {**PUBLISHED, **RECIPES.get(dim, {}), **given}
 
 

@@ -64,6 +64,30 @@ def test_stop_gradient_trains_omega_by_the_cycle_term_only():
     assert all(p.grad is None or float(p.grad.abs().max()) == 0.0 for p in omega.parameters())
 
 
+def test_ascent_term_climbs_the_conjugate_objective_with_psi_theta_held_fixed():
+    """``ascent_weight``: omega's gradient is that of -(<x_hat, y> - psi_theta(x_hat)) / D through x_hat = grad
+    psi_omega(y) with psi_theta's weights fixed, and psi_theta's gradient is untouched by the term."""
+    theta, omega, x, y = _nets()
+    terms = W2GNTerms(**EQ12, lam=2.0)
+    base, _ = w2gn_objective(theta, omega, x, y, terms, grad)
+    with_a, parts = w2gn_objective(theta, omega, x, y, W2GNTerms(**EQ12, lam=2.0, ascent_weight=5.0), grad)
+    assert "ascent" in parts
+
+    def param_grads(loss, net):
+        return torch.autograd.grad(loss, list(net.parameters()), retain_graph=True, allow_unused=True)
+
+    # the conjugate objective written out, psi_theta frozen (a copy whose weights take no gradient)
+    frozen = DenseICNN(3, [8, 8], seed=0).double()
+    frozen.load_state_dict(theta.state_dict())
+    frozen.requires_grad_(False)
+    x_hat = grad(omega, y)
+    climb = -((x_hat * y).sum(1) - frozen(x_hat)).mean() / y.shape[1]
+    for got, b, want in zip(param_grads(with_a, omega), param_grads(base, omega), param_grads(climb, omega)):
+        torch.testing.assert_close(got - b, 5.0 * want)
+    for got, b in zip(param_grads(with_a, theta), param_grads(base, theta)):
+        torch.testing.assert_close(got, b)
+
+
 def test_expectile_loss_is_asymmetric():
     u = torch.tensor([1.0, -1.0])
     assert float(expectile_loss(u[:1], 0.9)) == pytest.approx(0.9)

@@ -40,7 +40,8 @@ class W2GNTerms:
     ``lambda / 2 * L_cycle``); ``stop_gradient``: detach ``grad psi_omega(y)`` in the correlations
     (Appendix C.1); ``cycle_y``/``cycle_x``: R_Y (eq. 11) / R_X (eq. 51); ``refine``: in-training
     conjugate refinement (its amortisation term); ``l1``: the L1 penalty on both networks' weights;
-    ``expectile_weight``/``expectile``: the expectile regulariser.
+    ``expectile_weight``/``expectile``: the expectile regulariser; ``ascent_weight``: objective amortisation
+    of ``grad psi_omega`` (see :func:`w2gn_objective`).
     """
 
     # eq. 12 as trained: stated every time
@@ -54,6 +55,7 @@ class W2GNTerms:
     l1: float = 0.0
     expectile_weight: float = 0.0
     expectile: float = 0.99
+    ascent_weight: float = 0.0
 
 
 def cycle_error(mapped: torch.Tensor, target: torch.Tensor, normalization: str = "coordinate") -> torch.Tensor:
@@ -125,10 +127,20 @@ def w2gn_objective(theta: ConvexPotential, omega: ConvexPotential, x: torch.Tens
     zero = torch.zeros((), device=y.device, dtype=y.dtype)
     cyc_y = cyc_x = amort = expec = zero
     # steps 3-4: + lambda * R_Y, R_Y = E_Q ||grad psi_theta(grad psi_omega(y)) - y||^2   (eq. 11)
-    if t.cycle_y:
+    mapped_back = None
+    if t.cycle_y or t.ascent_weight:
         mapped_back = theta_grad_at_y_inv if theta_grad_at_y_inv is not None else gradient(theta, y_inv)
+    if t.cycle_y:
         cyc_y = cycle_error(mapped_back, y, t.normalization)
         loss = loss + t.lam * cyc_y
+    if t.ascent_weight:
+        # objective amortisation (Makkuva et al. 2020; Amos, ICLR 2023): x_hat = grad psi_omega(y) climbs the
+        # conjugate's objective <x, y> - psi_theta(x), whose gradient in x is y - grad psi_theta(x), with
+        # psi_theta held fixed. The surrogate <sg(grad psi_theta(x_hat) - y), x_hat> has exactly that
+        # gradient (per coordinate, as R_Y's); R_Y's own gradient in x_hat is the same residual multiplied by
+        # the Hessian of psi_theta, so it pulls weakly where psi_theta is flat in a direction
+        asc = batch_inner((mapped_back - y).detach(), y_inv).mean() / y[0].numel()
+        loss = loss + t.ascent_weight * asc
     # + lambda * R_X, R_X = E_P ||grad psi_omega(grad psi_theta(x)) - x||^2   (eq. 51)
     if t.cycle_x:
         cyc_x = cycle_error(gradient(omega, gradient(theta, x)), x, t.normalization)
@@ -158,4 +170,6 @@ def w2gn_objective(theta: ConvexPotential, omega: ConvexPotential, x: torch.Tens
         parts["amortization"] = amort.detach()
     if t.expectile_weight:
         parts["expectile"] = expec.detach()
+    if t.ascent_weight:
+        parts["ascent"] = asc.detach()
     return loss, parts

@@ -94,6 +94,12 @@ class W2GNConfig(PotentialConfig):
       al. 2024): ``psi_omega(y)`` regresses with the asymmetric loss ``|tau - 1[u < 0]| u^2`` onto
       ``u``'s target ``<x_hat, y> - psi_theta(x_hat)``, a lower bound of ``psi_theta^*(y)`` that
       an upper expectile (``tau`` near 1) pushes towards the maximum. Added to the cycle terms.
+    * ``ascent_weight``: objective amortisation (Makkuva et al. 2020; Amos, ICLR 2023) beside the cycle terms:
+      the amortised argmax ``grad psi_omega(y)`` also takes the gradient-ascent direction
+      ``y - grad psi_theta(x_hat)`` of the conjugate's objective (``psi_theta`` held fixed), weighted per
+      coordinate as R_Y; with ``correlation_on="both"`` each network gets it as the other's argmax. Where
+      ``psi_theta`` is flat in a direction, R_Y's pull (the same residual times ``psi_theta``'s Hessian) is weak
+      and this one is not.
     * ``lr_schedule``/``lr_final_factor`` and ``ema_decay``: features of the shared training loop
       (:class:`~w2gn.solvers.SolverConfig`), so every method has them.
     * ``cycle_warmup``/``cycle_warmup_factor``: for the first ``cycle_warmup`` steps the cycle weight is
@@ -136,6 +142,7 @@ class W2GNConfig(PotentialConfig):
     refine_method: str = "lbfgs"
     expectile_weight: float = 0.0
     expectile: float = 0.99
+    ascent_weight: float = 0.0
     cycle_warmup: int = 0
     cycle_warmup_factor: float = 0.3
     init: str = "identity"
@@ -167,6 +174,8 @@ class W2GNConfig(PotentialConfig):
             raise W2GNUserError("refine_steps and refine_inverse_steps must be >= 0")
         if self.refine_method not in ("lbfgs", "newton"):
             raise W2GNUserError(f"refine_method must be 'lbfgs' or 'newton', got {self.refine_method!r}")
+        if self.ascent_weight < 0:
+            raise W2GNUserError(f"ascent_weight must be >= 0, got {self.ascent_weight}")
         if self.expectile_weight < 0 or not 0 < self.expectile < 1:
             raise W2GNUserError("expectile_weight must be >= 0 and expectile in (0, 1)")
         if self.cycle_warmup < 0 or not 0 <= self.cycle_warmup_factor <= 1:
@@ -293,7 +302,7 @@ class W2GNSolver(Solver):
         return W2GNTerms(lam=c.effective_lambda(dim, self.iteration), normalization=c.cycle_normalization,
                          stop_gradient=c.stop_gradient, cycle_y=c.cycle_y, cycle_x=c.cycle_x,
                          refine=bool(c.refine_steps), expectile_weight=c.expectile_weight, expectile=c.expectile,
-                         l1=c.l1_penalty)
+                         l1=c.l1_penalty, ascent_weight=c.ascent_weight)
 
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The objective (eq. 12 and the configured extras, :func:`~w2gn.solvers.objective.w2gn_objective`)

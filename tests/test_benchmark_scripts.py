@@ -50,3 +50,26 @@ def test_oracle_regression_then_error_by_stretch_run_on_a_hard_pair(tmp_path):
     shares = [b["share"] for b in result["bins"]]
     assert len(shares) == 3 and abs(sum(shares) - 1) < 1e-9
     assert abs(sum(b["forward_share"] for b in result["bins"]) - 1) < 1e-9
+
+
+def test_ensemble_average_scores_a_map_with_itself_as_alone_and_an_average_below_its_members_mean(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    paths = []
+    for seed in (0, 1):
+        paths.append(str(tmp_path / f"m{seed}.pt"))
+        subprocess.run([sys.executable, str(ROOT / "benchmarks" / "frame_ablation.py"), "--family", "hard", "--dim", "2",
+                        "--iterations", "40", "--refine", "0", "--seed", str(seed), "--save", paths[-1]],
+                       capture_output=True, text=True, env=env, check=True)
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "ensemble_average.py"), "--family", "hard", "--dim", "2",
+                          "--eval-samples", "2000", paths[0], paths[0], paths[1]],
+                         capture_output=True, text=True, env=env, check=True).stdout
+    rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    corr = {tuple(r["pair"]): r["forward_error_correlation"] for r in rows if "pair" in r}
+    assert corr[(paths[0], paths[0])] == 1.0 and -1.0 <= corr[(paths[0], paths[1])] <= 1.0
+    score = {tuple(r["members"]): r for r in rows if "members" in r}
+    alone, other = score[(paths[0],)], score[(paths[1],)]
+    assert abs(score[(paths[0], paths[0])]["forward_uvp"] - alone["forward_uvp"]) < 1e-3 * alone["forward_uvp"]
+    # |(d1 + d2) / 2|^2 <= (|d1|^2 + |d2|^2) / 2: averaging two maps never scores worse than their mean
+    mean = (alone["forward_uvp"] + other["forward_uvp"]) / 2
+    assert score[(paths[0], paths[1])]["forward_uvp"] <= mean * (1 + 1e-6)
+    assert any("common_error_affine_share" in r for r in rows)

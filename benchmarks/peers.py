@@ -77,8 +77,10 @@ def main() -> None:
             "processor": platform.processor(), "cpu_affinity": sorted(os.sched_getaffinity(0)),
             "load_average_start": os.getloadavg(), "versions": _versions()}
     merged: dict = {}
+    earlier_meta = None
     if args.append:  # add dimensions (or methods) to an earlier run's results
         merged = json.loads(Path(args.append).read_text())
+        earlier_meta = merged.get("meta")  # kept: the earlier rows' machine, load and date
     for dim in (int(d) for d in args.dims.split(",")):
         # one method at a time, saved after each: a long run keeps everything it has measured
         for method in args.methods.split(","):
@@ -91,7 +93,8 @@ def main() -> None:
             entry["runs"].update(part["pairs"][str(dim)]["runs"])
             merged["config"]["dims"] = [int(d) for d in merged["pairs"]]
             merged["config"]["methods"] = list(dict.fromkeys([*merged["config"]["methods"], method]))
-            merged["meta"] = {**meta, "load_average_end": os.getloadavg(), "wall_seconds": time.perf_counter() - started}
+            merged["meta"] = {**meta, "load_average_end": os.getloadavg(), "wall_seconds": time.perf_counter() - started,
+                              **({"earlier": earlier_meta} if earlier_meta else {})}
             write_json(out / "peers.json", plain(merged))
             write_text(out / "peers.md", markdown_report(merged))
             plot_peers(merged, out / "peers.png")

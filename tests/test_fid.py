@@ -83,9 +83,21 @@ def test_fid_of_real_against_real_is_far_below_real_against_noise():
         return torch.stack(out)
 
     net = InceptionFeatures()
-    ref, other = net(crops(16)), net(crops(16))
-    noise = net(torch.rand(16, 3, 64, 64, generator=g))
+    ref, other = net(crops(12)), net(crops(12))
+    noise = net(torch.rand(12, 3, 64, 64, generator=g))
     real_vs_real = fid_from_features(ref, other)
     real_vs_noise = fid_from_features(ref, noise)
     assert np.isfinite(real_vs_real) and np.isfinite(real_vs_noise)
     assert real_vs_real < 0.5 * real_vs_noise, (real_vs_real, real_vs_noise)
+
+
+@pytest.mark.parametrize("n_a,n_b,d", [(6, 9, 40), (30, 12, 50), (5, 5, 5)])
+def test_fid_with_fewer_rows_than_features_is_the_bures_distance_of_the_singular_covariances(n_a, n_b, d):
+    # the rows' nuclear-norm route against the symmetric eigen-decomposition of w2gn.metrics (rank-deficient S)
+    rng = np.random.default_rng(n_a + n_b + d)
+    fa = rng.normal(size=(n_a, d)) @ rng.normal(size=(d, d)) + rng.normal(size=d)
+    fb = rng.normal(size=(n_b, d)) * rng.uniform(0.5, 2.0, d)
+    (m1, c1), (m2, c2) = gaussian_statistics(fa), gaussian_statistics(fb)
+    ref = bures_w2_squared(*(torch.tensor(v) for v in (m1, c1, m2, c2)))
+    assert fid_from_features(fa, fb) == pytest.approx(float(ref), rel=1e-7, abs=1e-8)
+    assert fid_from_features(fa, fa) == pytest.approx(0.0, abs=1e-8)

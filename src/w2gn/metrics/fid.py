@@ -51,7 +51,7 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
 
 def gaussian_statistics(features) -> tuple[np.ndarray, np.ndarray]:
     """Mean ``(D,)`` and unbiased covariance ``(D, D)`` of feature rows ``(N, D)``, float64."""
-    f = np.asarray(features.detach().cpu().numpy() if hasattr(features, "detach") else features, np.float64)
+    f = _rows(features)
     if f.ndim != 2 or f.shape[0] < 2:
         raise W2GNUserError(f"need at least 2 feature rows (N, D) for statistics, got shape {f.shape}")
     return f.mean(0), np.cov(f, rowvar=False)
@@ -107,5 +107,25 @@ class InceptionFeatures:
 
 
 def fid_from_features(feats_a, feats_b) -> float:
-    """FID between two sets of feature rows."""
-    return frechet_distance(*gaussian_statistics(feats_a), *gaussian_statistics(feats_b))
+    """FID between two sets of feature rows ``(N_a, D)`` and ``(N_b, D)``.
+
+    With fewer rows than features (the CPU-sized runs: a few hundred images, D = 2048) the covariances have rank
+    below ``D``, SciPy's ``sqrtm`` of their product is slow (tens of seconds at D = 2048) and inexact (singular).
+    Then the trace term is taken exactly from the rows: with ``S_a = A^T A``, ``S_b = B^T B`` (``A``, ``B`` the
+    centred rows over ``sqrt(N - 1)``), the eigenvalues of ``S_a S_b`` are the squared singular values of the
+    ``(N_a, N_b)`` matrix ``A B^T``, so ``tr (S_a S_b)^{1/2} = ||A B^T||_*`` (its nuclear norm)."""
+    (mu_a, s_a), (mu_b, s_b) = gaussian_statistics(feats_a), gaussian_statistics(feats_b)
+    a, b = _rows(feats_a), _rows(feats_b)
+    if min(a.shape[0], b.shape[0]) >= a.shape[1]:
+        return frechet_distance(mu_a, s_a, mu_b, s_b)
+    if a.shape[1] != b.shape[1]:
+        raise W2GNUserError(f"fid_from_features: {a.shape[1]} against {b.shape[1]} features per row")
+    ca = (a - mu_a) / np.sqrt(a.shape[0] - 1)
+    cb = (b - mu_b) / np.sqrt(b.shape[0] - 1)
+    nuclear = np.linalg.svd(ca @ cb.T, compute_uv=False).sum()
+    diff = mu_a - mu_b
+    return float(diff @ diff + np.trace(s_a) + np.trace(s_b) - 2 * nuclear)
+
+
+def _rows(features) -> np.ndarray:
+    return np.asarray(features.detach().cpu().numpy() if hasattr(features, "detach") else features, np.float64)

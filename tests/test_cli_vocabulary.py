@@ -272,7 +272,21 @@ def test_readme_fit_paragraph_states_the_preset():
     assert fit.options["refine_inverse_steps"] == 20 and "the inverse refined by 20 L-BFGS steps" in text
     assert fit.options["precondition"] == "diagonal" and "centred, per-coordinate balanced coordinates" in text
     assert fit.options["lambda_per_dim"] == 0.5 and "a cycle weight λ = min(D / 2, 50)" in text
+    assert "the expectile regulariser at weight 10 from D = 8 up" in text
 
+
+
+def test_fit_resolves_the_expectile_weight_by_dimension_unless_given():
+    """The by-dimension default reaches the config 'w2gn fit' trains with, and --expectile-weight overrides it."""
+    from w2gn.cli.options import accuracy_options, resolve_by_dimension
+
+    fit = COMMANDS["fit"]
+    assert "(default: by dimension D, 0.0 at D=4, 10.0 at D=8" in " ".join(fit.format_help().split())
+    for argv, dim, want in (([], 4, 0.0), ([], 8, 10.0), (["--expectile-weight", "0"], 32, 0.0),
+                            (["--expectile-weight", "2.5"], 2, 2.5)):
+        args = fit.parse_args(["p.npy", "q.npy", *argv])
+        resolve_by_dimension(args, dim)
+        assert accuracy_options(args)["expectile_weight"] == want, (argv, dim)
 
 
 def test_fit_help_states_the_cycle_weight_rule():

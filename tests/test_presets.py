@@ -26,7 +26,7 @@ def test_fit_preset_is_what_the_fit_command_trains_with():
     assert (c.iterations, c.lr, c.lr_schedule, c.ema_decay, c.gradient_mode, c.refine_inverse_steps) == (
         60000, default_lr(8), "cosine", 0.99, "analytic", 20)
     assert c.precondition == "diagonal"
-    assert (c.refine_steps, c.expectile_weight, c.init) == (0, 0.0, "identity")
+    assert (c.refine_steps, c.expectile_weight, c.init) == (0, 10.0, "identity")  # expectile from D = 8 up
     assert c.input_lr_factor == 10.0 and W2GNConfig().input_lr_factor == 1.0  # the paper's single rate stays the API's
     assert get_preset("fit").time_budget == 900.0 and get_preset("fit-default") is PRESETS["fit"]
     assert preset("fit", dim=512)["lr"] == default_lr(512)
@@ -61,3 +61,30 @@ def test_fit_cycle_weight_is_half_the_dimension_capped_at_50():
     with pytest.raises(W2GNUserError, match="lambda_per_dim"):
         W2GNSolver(lambda_per_dim=0.0)
 
+
+
+def test_fit_expectile_weight_is_chosen_by_dimension_and_an_explicit_value_wins():
+    """'w2gn fit' turns the expectile regulariser on from D = 8 (weight 10) and leaves it off below; the
+    paper's preset and the API keep it off; an explicit weight wins over the rule."""
+    from w2gn.solvers import default_expectile_weight
+    from w2gn.solvers.presets import BY_DIMENSION
+
+    assert preset_defaults("fit")["expectile_weight"] == BY_DIMENSION
+    for dim, fit in ((2, 0.0), (4, 0.0), (7, 0.0), (8, 10.0), (64, 10.0), (128, 10.0), (256, 0.0), (784, 0.0)):
+        assert preset("fit", dim=dim)["expectile_weight"] == fit == default_expectile_weight(dim)
+        assert W2GNConfig(**preset("paper", dim=dim)).expectile_weight == 0.0 == W2GNConfig().expectile_weight
+    assert "expectile_weight" not in preset("fit")  # D unknown: the config's own default applies
+    assert preset("fit", dim=16, expectile_weight=1.0)["expectile_weight"] == 1.0
+
+
+def test_fit_input_layers_rate_factor_falls_with_the_dimension():
+    """10x up to D = 128, lower above (at 10x a D = 256 fit blew up in its first steps); the API keeps 1x."""
+    from w2gn.solvers import default_input_lr_factor
+    from w2gn.solvers.presets import BY_DIMENSION
+
+    assert preset_defaults("fit")["input_lr_factor"] == BY_DIMENSION and W2GNConfig().input_lr_factor == 1.0
+    factors = [preset("fit", dim=d)["input_lr_factor"] for d in (2, 64, 128, 256, 512, 4096)]
+    assert factors == [default_input_lr_factor(d) for d in (2, 64, 128, 256, 512, 4096)] == [10, 10, 10, 4, 1, 1]
+    # the input layers' step (rate x factor) never grows with D
+    steps = [default_lr(d) * default_input_lr_factor(d) for d in (2, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)]
+    assert all(a >= b for a, b in zip(steps, steps[1:]))

@@ -14,7 +14,14 @@ from ..io import check_output_path, open_samples
 from ..solvers import Solver, TimeBudget
 from ..solvers.presets import get_preset, preset_defaults
 from .common import add_command, say
-from .options import accuracy_options, add_accuracy_args, add_runtime_args, add_training_args, resolve_lr, training_options
+from .options import (
+    accuracy_options,
+    add_accuracy_args,
+    add_runtime_args,
+    add_training_args,
+    resolve_by_dimension,
+    training_options,
+)
 from .processes import AUTO_MIN_ITERATIONS, launch, resolve_processes, spawned_rank
 
 #: the named configuration ``w2gn fit`` trains with (:mod:`w2gn.solvers.presets`): its defaults and time budget
@@ -102,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
                                 "or a smaller --batch-size")
     for note in notes:
         say(note, args.quiet or not ctx0.is_main or spawned_rank())
-    resolve_lr(args, dim)
+    resolve_by_dimension(args, dim)
     world = resolve_processes(args.processes, args.device, correlation_on, args.iterations)
     argv = run_context().get("argv")
     if world > 1 and not ctx0.enabled and argv is not None:
@@ -116,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
         procs = f" on {ctx.world_size} processes ({ctx.backend})" if ctx.enabled else ""
         say(f"fitting w2gn map: {x.shape[0]} source and {y.shape[0]} target samples in dimension {x.shape[1]}{procs}",
             quiet)
-        options = {**training_options(args), **accuracy_options(args), "device": device}  # lr resolved for D
+        options = {**training_options(args), **accuracy_options(args), "device": device}  # lr, expectile weight resolved for D
         solver = distributed.make_solver(ctx, split=split, **options)
         cap = args.iterations if capped else UNCAPPED
         fitted = solver.fit(x, y, callback=TimeBudget(solver, budget, max_iterations=cap) if budget is not None else None)

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..solvers.base import SolverConfig
-from ..solvers.presets import LR_BY_DIMENSION
+from ..solvers.presets import BY_DIMENSION
 from .common import int_list, nonneg_float, nonneg_int, positive_float, positive_int, unit_interval
 
 #: a ``(flag, type, help)`` row: ``type`` is an argparse type, ``bool`` (a switch) or a list of choices
@@ -64,7 +64,7 @@ def add_config_options(group: argparse._ActionsContainer, defaults: Mapping[str,
     ``none_means[field]`` says what a ``None`` default stands for (shown as the default)."""
     for field, (flag, kind, text) in specs.items():
         default = defaults[field]
-        if default is None or default == LR_BY_DIMENSION:
+        if default is None or default == BY_DIMENSION:
             default = None
             text = f"{text} (default: {(none_means or {})[field]})"
         if kind is bool:
@@ -93,11 +93,15 @@ def _by_dimension(fn: Any, dims: tuple[int, ...] = (2, 16, 64, 256)) -> str:
 
 
 def _none_means(defaults: Mapping[str, Any]) -> dict[str, str]:
-    from ..solvers import default_hidden, default_lr
+    from ..solvers import default_expectile_weight, default_hidden, default_input_lr_factor, default_lr
 
     per_dim = float(defaults.get("lambda_per_dim", 1.0))
     return {
         "lr": f"{_by_dimension(default_lr, (2, 64, 256))} (w2gn.solvers.default_lr)",
+        "input_lr_factor": f"{_by_dimension(default_input_lr_factor, (128, 256, 512))} "
+                           "(w2gn.solvers.default_input_lr_factor)",
+        "expectile_weight": f"{_by_dimension(default_expectile_weight, (4, 8, 128, 256))} "
+                            "(w2gn.solvers.default_expectile_weight)",
         "hidden": f"{_by_dimension(lambda d: ','.join(map(str, default_hidden(d))), (2, 64))}",
         "lambda_cycle": f"min({'' if per_dim == 1 else f'{per_dim:g} '}D, 50)",
         "iterations": "as many as --time-budget allows",
@@ -196,7 +200,7 @@ def add_training_args(p: argparse.ArgumentParser, defaults: Mapping[str, Any], t
 def add_accuracy_args(p: argparse.ArgumentParser, defaults: Mapping[str, Any]) -> None:
     """The W2GN accuracy options (conjugate refinement, expectile, schedule, EMA, initialisation)."""
     add_config_options(p.add_argument_group("accuracy options"), defaults, ACCURACY_SPECS,
-                       {"linear_input_lr_factor": "--input-lr-factor's"})
+                       {**_none_means(defaults), "linear_input_lr_factor": "--input-lr-factor's"})
 
 
 def add_checkpoint_args(p: argparse.ArgumentParser) -> None:
@@ -266,18 +270,20 @@ def checkpoint_options(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def resolve_lr(args: argparse.Namespace, dim: int) -> None:
-    """Fill in ``args.lr`` from :func:`~w2gn.solvers.default_lr` when the user gave none."""
-    if args.lr is None:
-        from ..solvers import default_lr
+def resolve_by_dimension(args: argparse.Namespace, dim: int) -> None:
+    """Fill in the options whose default depends on the dimension ``dim`` where the user gave none
+    (:data:`~w2gn.solvers.presets.BY_DIMENSION_DEFAULTS`: ``--lr``, ``--expectile-weight``)."""
+    from ..solvers.presets import BY_DIMENSION_DEFAULTS
 
-        args.lr = default_lr(dim)
+    for key, by_dim in BY_DIMENSION_DEFAULTS.items():
+        if getattr(args, key, 0) is None:
+            setattr(args, key, by_dim(dim))
 
 
 def training_options(args: argparse.Namespace) -> dict[str, Any]:
     """The :class:`~w2gn.solvers.W2GNConfig` keyword arguments of :func:`add_training_args`' options."""
     opts = {k: getattr(args, k) for k in TRAINING_SPECS}
-    if opts["lr"] is None:  # chosen by dimension: a placeholder until resolve_lr knows D
+    if opts["lr"] is None:  # chosen by dimension: a placeholder until resolve_by_dimension knows D
         opts["lr"] = config_defaults(SolverConfig)["lr"]
     return {**opts, "seed": args.seed, "device": args.device, "dtype": args.dtype, "progress": not args.quiet,
             **checkpoint_options(args)}
@@ -285,4 +291,10 @@ def training_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def accuracy_options(args: argparse.Namespace) -> dict[str, Any]:
     """:class:`~w2gn.solvers.W2GNConfig` keyword arguments of :func:`add_accuracy_args`' options."""
-    return {k: getattr(args, k) for k in ACCURACY_SPECS}
+    opts = {k: getattr(args, k) for k in ACCURACY_SPECS}
+    from ..solvers import W2GNConfig
+
+    for key in ("expectile_weight", "input_lr_factor"):
+        if opts[key] is None:  # chosen by dimension: a placeholder until resolve_by_dimension knows D
+            opts[key] = config_defaults(W2GNConfig)[key]
+    return opts

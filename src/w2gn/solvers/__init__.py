@@ -12,7 +12,7 @@ from .lsot import LSOTConfig, LSOTSolver
 from .mm1 import MM1Config, MM1Solver
 from .mm2 import MM2Config, MM2Solver
 from .pretrain import pretrain_identity
-from .w2gn import W2GNConfig, W2GNSolver, default_hidden, default_lr
+from .w2gn import W2GNConfig, W2GNSolver, default_expectile_weight, default_hidden, default_input_lr_factor, default_lr
 
 #: method name -> solver class (the baselines register themselves here too)
 SOLVERS: dict[str, type[Solver]] = {"w2gn": W2GNSolver, "lsot": LSOTSolver, "mm1": MM1Solver, "mm2": MM2Solver}
@@ -42,6 +42,8 @@ __all__ = [
     "TimeBudget",
     "get_solver",
     "default_hidden",
+    "default_expectile_weight",
+    "default_input_lr_factor",
     "default_lr",
     "pretrain_identity",
     "resolve_device",

@@ -27,10 +27,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import W2GNUserError
-from .w2gn import W2GNConfig, default_hidden, default_lr
+from .w2gn import W2GNConfig, default_expectile_weight, default_hidden, default_input_lr_factor, default_lr
 
-#: the value of ``"lr"`` in a preset that means "chosen by dimension" (:func:`~w2gn.solvers.default_lr`)
-LR_BY_DIMENSION = "by-dimension"
+#: an option value in a preset that means "chosen by dimension": ``"lr"`` (:func:`~w2gn.solvers.default_lr`),
+#: ``"expectile_weight"`` (:func:`~w2gn.solvers.default_expectile_weight`) and ``"input_lr_factor"``
+#: (:func:`~w2gn.solvers.default_input_lr_factor`), resolved once D is known
+BY_DIMENSION = "by-dimension"
+LR_BY_DIMENSION = BY_DIMENSION  # the older name
+#: the options that may be :data:`BY_DIMENSION`, and the function of D that resolves each
+BY_DIMENSION_DEFAULTS = {"lr": default_lr, "expectile_weight": default_expectile_weight,
+                         "input_lr_factor": default_input_lr_factor}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,8 +44,8 @@ class Preset:
     """A named configuration: ``options`` override :class:`W2GNConfig` fields; ``time_budget`` (seconds
     of training, ``None`` = none) ends the run earlier than ``iterations`` when it runs out.
 
-    Two option values are resolved once the dimension is known: ``"lr": LR_BY_DIMENSION`` and
-    ``"hidden_scale": k`` (widths ``k *`` :func:`~w2gn.solvers.default_hidden`)."""
+    Option values resolved once the dimension is known: :data:`BY_DIMENSION` (for the options of
+    :data:`BY_DIMENSION_DEFAULTS`) and ``"hidden_scale": k`` (widths ``k *`` :func:`~w2gn.solvers.default_hidden`)."""
 
     options: Mapping[str, Any]
     time_budget: float | None = None
@@ -70,17 +76,23 @@ _FIT = {
     # about 30x the amortised map's inference cost (D = 64: 3.8 CPU-s per 20,000 rows). With the one-sided
     # objective it had inverted the forward map's errors (D = 32: 923 %), so the paper preset keeps it off.
     "refine_inverse_steps": 20,
-    # refinement in training costs ~40 % of the steps in a fixed budget and lost at every D; the
-    # expectile regulariser did not help either: both stay off, as in the paper
+    # refinement in training costs ~40 % of the steps in a fixed budget and lost at every D: off, as in the paper
     "refine_steps": 0,
-    "expectile_weight": 0.0,
+    # the expectile regulariser (Buzun et al. 2024) at weight 10 for D = 8-128, off elsewhere (default_expectile_weight).
+    # 900 CPU-s fits, forward / inverse L2-UVP % against the weight 0: hard D = 8 1.14 +- 0.26 / 0.52 +- 0.07 vs
+    # 1.50 +- 0.60 / 0.59 +- 0.17, hard D = 16 3.53 +- 0.52 / 2.33 +- 0.13 vs 5.33 +- 0.37 / 2.63 +- 0.30 (3 seeds),
+    # hard D = 32 5.48 / 4.86 and 5.40 / 4.88 vs 6.71 +- 0.04 / 4.63, fitted D = 8 0.161 / 0.096 vs 0.234 / 0.181,
+    # fitted D = 64 1.34 / 1.22 vs 5.89 / 8.22; but fitted D = 16 0.426 / 0.512 vs 0.303 / 0.161 (seed 0), and at
+    # D <= 4 it lost (120 CPU-s: hard D = 4 0.303 vs 0.147, hard D = 2 0.040 vs 0.031; benchmarks/results/hard_pairs.md)
+    "expectile_weight": BY_DIMENSION,
     "init": "identity",
     # the convex-quadratic layers (the only ones that read x) at 10x the rate: Adam moves every weight by about
     # lr a step, so the input weights (~1/sqrt(D)) learn far slower, relatively, than the hidden ones (~1/width);
     # 10x stays below that ratio (2 sqrt(D) for D >= 32). 120 CPU-s fits, seed 0, forward / inverse L2-UVP %:
     # hard D = 4 0.17 / 0.05 vs 0.35 / 0.12, fitted D = 16 1.03 / 0.49 vs 1.21 / 1.09, fitted D = 64 11.5 / 10.2
-    # vs 15.8 / 11.9 (benchmarks/results/hard_pairs.md; issue 24 found the cause on the 2-D toys)
-    "input_lr_factor": 10.0,
+    # vs 15.8 / 11.9 (benchmarks/results/hard_pairs.md; issue 24 found the cause on the 2-D toys). Above D = 128
+    # lower (default_input_lr_factor): at 10x the D = 256 Gaussian pair blew up in its first steps
+    "input_lr_factor": BY_DIMENSION,
     # the cycle weight min(D / 2, 50) instead of C.4's min(D, 50): a lighter hold lets the correlations move the
     # forward map further, and D / 2 never collapsed where D / 4 did (hard D = 16 at lambda 4, hard D = 8 at 1).
     # 900 CPU-s fits, forward / inverse L2-UVP %: hard D = 16 5.33 +- 0.37 / 2.63 +- 0.30 vs 6.70 +- 0.42 /
@@ -134,15 +146,16 @@ def get_preset(name: str) -> Preset:
 def preset(name: str, dim: int | None = None, **overrides: Any) -> dict[str, Any]:
     """:class:`W2GNConfig` keyword arguments of preset ``name`` for dimension ``dim``, with ``overrides`` on top.
 
-    ``dim`` is needed only by presets whose learning rate or widths depend on the dimension
-    (``"fit"``: the learning rate); without it such values are left out (the config's own default
+    ``dim`` is needed only by presets whose options depend on the dimension (``"fit"``: the learning
+    rate, the expectile weight and the input layers' rate factor); without it such values are left out (the config's own default
     applies). Only the preset's overrides are returned, not every field."""
     opts = dict(get_preset(name).options)
-    if opts.get("lr") == LR_BY_DIMENSION:
-        if dim is None:
-            opts.pop("lr")
-        else:
-            opts["lr"] = default_lr(int(dim))
+    for key, by_dim in BY_DIMENSION_DEFAULTS.items():
+        if opts.get(key) == BY_DIMENSION:
+            if dim is None:
+                opts.pop(key)
+            else:
+                opts[key] = by_dim(int(dim))
     scale = opts.pop("hidden_scale", None)
     if scale and dim is not None:
         opts["hidden"] = [int(h * scale) for h in default_hidden(int(dim))]
@@ -154,8 +167,8 @@ def preset(name: str, dim: int | None = None, **overrides: Any) -> dict[str, Any
 
 
 def preset_defaults(name: str) -> dict[str, Any]:
-    """Every :class:`W2GNConfig` field's default under preset ``name``, unresolved (``"lr"`` may be
-    :data:`LR_BY_DIMENSION`): what the command line shows as its defaults. New config fields
+    """Every :class:`W2GNConfig` field's default under preset ``name``, unresolved (``"lr"`` and
+    ``"expectile_weight"`` may be :data:`BY_DIMENSION`): what the command line shows as its defaults. New config fields
     appear here without any change to this module."""
     base = {f.name: _field_default(f) for f in dataclasses.fields(W2GNConfig)}
     return {**base, **{k: v for k, v in get_preset(name).options.items() if k in base}}
@@ -169,4 +182,5 @@ def _field_default(f: dataclasses.Field) -> Any:
     raise TypeError(f"{f.name} has no default")
 
 
-__all__ = ["LR_BY_DIMENSION", "Preset", "PRESETS", "ALIASES", "get_preset", "preset", "preset_defaults"]
+__all__ = ["BY_DIMENSION", "BY_DIMENSION_DEFAULTS", "LR_BY_DIMENSION", "Preset", "PRESETS", "ALIASES", "get_preset", "preset",
+           "preset_defaults"]

@@ -50,16 +50,56 @@ INVERSE_CHOICE_SAMPLES = 4096
 def default_lr(dim: int) -> float:
     """``w2gn fit``'s Adam learning rate for dimension ``D`` (the Python API keeps the paper's 1e-3).
 
-    Measured (benchmarks/results/accuracy.md, speed_and_scale.md): 3e-3 beat 1e-3 on the fitted
-    benchmark pairs at D <= 16; 1e-3 reached 0.73 % L2-UVP on the D = 128 Gaussian; at D = 256-1024
-    1e-3 stalled near the identity's error while 3e-4 (D = 256, 512) and 1e-4 (D = 1024) learned
-    (3e-4 itself was not tried at D = 1024).
+    Measured (benchmarks/results/accuracy.md, speed_and_scale.md, hard_pairs.md): 3e-3 beat 1e-3 on the
+    fitted benchmark pairs at D <= 16; at D = 256-1024 1e-3 stalled near the identity's error while 3e-4
+    (D = 256, 512) and 1e-4 (D = 1024) learned (the paper's configuration). With ``w2gn fit``'s input layers at
+    10x (:func:`default_input_lr_factor`) 1e-3 collapsed the D = 128 Gaussian pair within 55 steps, where
+    3e-4 reached 0.02 % L2-UVP in 300 CPU-s (nineteenth session). At D = 512 that pair collapsed at 3e-4 and
+    at 1e-4 alike (input layers at 1x): ``w2gn fit`` has no working default there yet.
     """
     if dim <= 16:
         return 3e-3
-    if dim <= 128:
+    if dim <= 64:
         return 1e-3
     return 3e-4
+
+
+def default_input_lr_factor(dim: int) -> float:
+    """``w2gn fit``'s learning-rate multiplier of the layers that read x, for dimension ``D`` (the API keeps 1).
+
+    Adam's first steps move every weight by about the learning rate, with signs that agree across the D
+    inputs, so an input layer's output moves by about ``lr * factor * ||x||_1`` a step, summed over the
+    layer's ~2D units: the factor that helps at small D (10x: issue 24) blows the fit up at large D. Measured on
+    the not-centred Gaussian pair at the default lr (``frame_ablation.py --family gaussian``, nineteenth session):
+    D = 128 at 10x 0.02 % in 300 CPU-s; D = 256 at 10x 53,000 % after 150 steps, at 4x 0.52 %, at 3x 0.86 %;
+    D = 512 at 3x a constant map.
+    """
+    if dim <= 128:
+        return 10.0
+    if dim <= 256:
+        return 4.0
+    return 1.0
+
+
+#: the smallest dimension at which ``w2gn fit`` turns the expectile regulariser on (:func:`default_expectile_weight`)
+EXPECTILE_FROM_DIM = 8
+#: the largest dimension at which it is on: above, it slowed (D = 256: 27.7 % against 0.86 % after 150 steps) or
+#: blew up (D = 512, first step) the Gaussian pair, and it was not measured to help
+EXPECTILE_TO_DIM = 128
+#: the expectile regulariser's weight ``w2gn fit`` uses from :data:`EXPECTILE_FROM_DIM` to :data:`EXPECTILE_TO_DIM`
+EXPECTILE_WEIGHT = 10.0
+
+
+def default_expectile_weight(dim: int) -> float:
+    """``w2gn fit``'s weight of the expectile regulariser for dimension ``D`` (the Python API keeps the paper's 0).
+
+    Measured on the benchmark pairs at 900 CPU-s (benchmarks/results/hard_pairs.md, eighteenth and nineteenth
+    sessions; forward / inverse L2-UVP %, weight 10 against 0): it helps from D = 8 up (hard D = 8, 16, 32 and
+    the near-linear fitted D = 64, where it cut 5.89 / 8.22 to 1.34 / 1.22) and loses at D <= 4 (hard D = 4, 120
+    CPU-s: 0.303 against 0.147), so below :data:`EXPECTILE_FROM_DIM` it stays off; it tied on the D = 128
+    Gaussian pair (0.0195 against 0.0213 %, 300 CPU-s) and above :data:`EXPECTILE_TO_DIM` it is off.
+    """
+    return EXPECTILE_WEIGHT if EXPECTILE_FROM_DIM <= dim <= EXPECTILE_TO_DIM else 0.0
 
 
 @dataclasses.dataclass

@@ -271,7 +271,7 @@ def test_readme_fit_paragraph_states_the_preset():
     assert fit.options["ema_decay"] > 0 and "weight averaging" in text
     assert fit.options["refine_inverse_steps"] == 20 and "the inverse refined by 20 L-BFGS steps" in text
     assert fit.options["precondition"] == "diagonal" and "centred, per-coordinate balanced coordinates" in text
-    assert fit.options["lambda_per_dim"] == 0.5 and "a cycle weight λ = min(D / 2, 50)" in text
+    assert fit.options["lambda_per_dim"] == 0.5 and fit.options["lambda_cap"] is None and "a cycle weight λ = D / 2" in text
     assert "the expectile regulariser at weight 10 from D = 8 up" in text
 
 
@@ -290,8 +290,8 @@ def test_fit_resolves_the_expectile_weight_by_dimension_unless_given():
 
 
 def test_fit_help_states_the_cycle_weight_rule():
-    """'w2gn fit' shows its preset's cycle weight (min(D / 2, 50)); a paper-settings command shows C.4's."""
-    assert "(default: min(0.5 D, 50))" in " ".join(COMMANDS["fit"].format_help().split())
+    """'w2gn fit' shows its preset's cycle weight (D / 2); a paper-settings command shows C.4's."""
+    assert "(default: 0.5 D)" in " ".join(COMMANDS["fit"].format_help().split())
     assert "(default: min(D, 50))" in " ".join(COMMANDS["gaussian"].format_help().split())
 
 def test_commands_are_described_by_what_they_run():

@@ -51,15 +51,18 @@ def test_preset_defaults_follow_the_config_fields():
     assert d["lr"] == LR_BY_DIMENSION and d["iterations"] == 60000 and d["rank"] == W2GNConfig().rank
 
 
-def test_fit_cycle_weight_is_half_the_dimension_capped_at_50():
-    """'w2gn fit' weighs the cycle terms by min(D / 2, 50); the paper's preset and the API keep C.4's min(D, 50);
-    an explicit lambda_cycle wins over either rule."""
-    for dim, fit, paper in ((2, 1.0, 2.0), (16, 8.0, 16.0), (64, 32.0, 50.0), (100, 50.0, 50.0), (512, 50.0, 50.0)):
+def test_fit_cycle_weight_is_half_the_dimension_without_c4s_cap():
+    """'w2gn fit' weighs the cycle terms by D / 2 (no cap: under C.4's cap of 50 a D = 512 fit collapsed); the
+    paper's preset and the API keep C.4's min(D, 50); an explicit lambda_cycle wins over either rule."""
+    for dim, fit, paper in ((2, 1.0, 2.0), (16, 8.0, 16.0), (64, 32.0, 50.0), (100, 50.0, 50.0), (512, 256.0, 50.0)):
         assert W2GNConfig(**preset("fit", dim=dim)).effective_lambda(dim) == fit
         assert W2GNConfig(**preset("paper", dim=dim)).effective_lambda(dim) == paper == W2GNConfig().effective_lambda(dim)
     assert W2GNConfig(**preset("fit", dim=16, lambda_cycle=3.0)).effective_lambda(16) == 3.0
     with pytest.raises(W2GNUserError, match="lambda_per_dim"):
         W2GNSolver(lambda_per_dim=0.0)
+    with pytest.raises(W2GNUserError, match="lambda_cap"):
+        W2GNSolver(lambda_cap=0.0)
+    assert W2GNConfig(lambda_cap=20.0).effective_lambda(64) == 20.0 and W2GNConfig(lambda_cap=None).effective_lambda(64) == 64
 
 
 

@@ -225,7 +225,7 @@ class W2GNTransport(BaseMapTransport):
         Rank of the convex-quadratic layers (B.2).
     lambda_cycle : float or None
         Weight of the cycle regulariser ``R_Y`` (eq. 11, per-coordinate normalisation);
-        ``None`` = ``min(D, 50)`` (C.4; ``w2gn fit`` uses ``min(D / 2, 50)``).
+        ``None`` = ``min(D, 50)`` (C.4; ``w2gn fit`` uses ``D / 2``, uncapped).
     cycle_x : bool
         Also use the mirrored regulariser ``R_X`` (eq. 51).
     pretrain_iterations : int

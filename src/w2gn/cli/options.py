@@ -96,6 +96,7 @@ def _none_means(defaults: Mapping[str, Any]) -> dict[str, str]:
     from ..solvers import default_expectile_weight, default_hidden, default_input_lr_factor, default_lr
 
     per_dim = float(defaults.get("lambda_per_dim", 1.0))
+    cap = defaults.get("lambda_cap", 50.0)
     return {
         "lr": f"{_by_dimension(default_lr, (2, 64, 256))} (w2gn.solvers.default_lr)",
         "input_lr_factor": f"{_by_dimension(default_input_lr_factor, (128, 256, 512))} "
@@ -103,7 +104,8 @@ def _none_means(defaults: Mapping[str, Any]) -> dict[str, str]:
         "expectile_weight": f"{_by_dimension(default_expectile_weight, (4, 8, 128, 256))} "
                             "(w2gn.solvers.default_expectile_weight)",
         "hidden": f"{_by_dimension(lambda d: ','.join(map(str, default_hidden(d))), (2, 64))}",
-        "lambda_cycle": f"min({'' if per_dim == 1 else f'{per_dim:g} '}D, 50)",
+        "lambda_cycle": (f"min({'' if per_dim == 1 else f'{per_dim:g} '}D, {cap:g})" if cap is not None
+                         else f"{'' if per_dim == 1 else f'{per_dim:g} '}D"),
         "iterations": "as many as --time-budget allows",
     }
 

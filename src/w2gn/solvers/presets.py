@@ -93,7 +93,7 @@ _FIT = {
     # vs 15.8 / 11.9 (benchmarks/results/hard_pairs.md; issue 24 found the cause on the 2-D toys). Above D = 128
     # lower (default_input_lr_factor): at 10x the D = 256 Gaussian pair blew up in its first steps
     "input_lr_factor": BY_DIMENSION,
-    # the cycle weight min(D / 2, 50) instead of C.4's min(D, 50): a lighter hold lets the correlations move the
+    # the cycle weight D / 2 instead of C.4's min(D, 50): a lighter hold lets the correlations move the
     # forward map further, and D / 2 never collapsed where D / 4 did (hard D = 16 at lambda 4, hard D = 8 at 1).
     # 900 CPU-s fits, forward / inverse L2-UVP %: hard D = 16 5.33 +- 0.37 / 2.63 +- 0.30 vs 6.70 +- 0.42 /
     # 3.11 +- 0.48 and hard D = 8 1.66 +- 0.70 / 0.67 +- 0.21 vs 2.27 +- 0.46 / 0.76 +- 0.08 (3 seeds each);
@@ -102,6 +102,12 @@ _FIT = {
     # 0.60 / 0.54 vs 1.29 / 0.81, hard D = 2, 4 (120, 3 seeds) 0.031 / 0.021 vs 0.039 / 0.024 and 0.147 / 0.046
     # vs 0.158 / 0.047 (benchmarks/results/hard_pairs.md, twelfth session)
     "lambda_per_dim": 0.5,
+    # and no cap (C.4 caps it at 50): with the per-coordinate cycle terms the cap weakens the hold on the maps as D
+    # grows, and at D = 512 the two-sided objective collapsed the not-centred Gaussian pair under it (a constant map
+    # after 100 steps at lr 3e-4 or 1e-4) but learned without it (lambda 256: 5.8 % after 150 steps). At D = 128 and
+    # 256 the two weights tie (300 CPU-s: 0.0218 / 0.0220 % against 0.0195 / 0.0194, 0.094 / 0.096 against 0.093 /
+    # 0.093); below D = 100 the cap never applied (benchmarks/results/hard_pairs.md, nineteenth session)
+    "lambda_cap": None,
 }
 
 #: every named configuration (``"fit-default"`` and ``"fit-default-cycle-x"`` are older names, see :data:`ALIASES`)

@@ -110,8 +110,9 @@ class W2GNConfig(PotentialConfig):
     ``rank``, ``activation``, ``strong_convexity``, ``dropout``; image inputs get a
     :class:`~w2gn.networks.ConvICNN` instead.
 
-    Objective: ``lambda_cycle`` (``None`` = ``min(lambda_per_dim * D, 50)``: C.4's ``min(D, 50)`` at the
-    default ``lambda_per_dim = 1``; ``w2gn fit`` uses 0.5, see :mod:`~w2gn.solvers.presets`), ``cycle_normalization``
+    Objective: ``lambda_cycle`` (``None`` = ``min(lambda_per_dim * D, lambda_cap)``: C.4's ``min(D, 50)`` at the
+    defaults ``lambda_per_dim = 1``, ``lambda_cap = 50``; ``w2gn fit`` uses 0.5 and no cap, see
+    :mod:`~w2gn.solvers.presets`), ``cycle_normalization``
     (``"coordinate"``/``"sample"``, see module doc), ``cycle_y`` (R_Y, eq. 11), ``cycle_x`` (R_X,
     eq. 51, used by the paper in high dimensions), ``correlation_on`` (``"theta"``: the correlation
     term of eq. 12 on psi_theta, the paper's choice; ``"omega"``: the mirrored objective with the
@@ -168,6 +169,7 @@ class W2GNConfig(PotentialConfig):
     dropout: float = 0.0
     lambda_cycle: float | None = None
     lambda_per_dim: float = 1.0
+    lambda_cap: float | None = 50.0
     cycle_normalization: str = "coordinate"
     cycle_y: bool = True
     cycle_x: bool = False
@@ -206,6 +208,8 @@ class W2GNConfig(PotentialConfig):
             raise W2GNUserError(f"lambda_cycle must be >= 0, got {self.lambda_cycle}")
         if not self.lambda_per_dim > 0:
             raise W2GNUserError(f"lambda_per_dim must be > 0, got {self.lambda_per_dim}")
+        if self.lambda_cap is not None and not self.lambda_cap > 0:
+            raise W2GNUserError(f"lambda_cap must be > 0 or None, got {self.lambda_cap}")
         if not (self.cycle_y or self.cycle_x):
             raise W2GNUserError("at least one of cycle_y / cycle_x must be on: W2GN needs a cycle regulariser")
         if self.l1_penalty < 0:
@@ -226,8 +230,11 @@ class W2GNConfig(PotentialConfig):
 
     def effective_lambda(self, dim: int, iteration: int | None = None) -> float:
         """The cycle weight for samples of ``dim`` coordinates at step ``iteration`` (``None``: after any warm-up)."""
-        # None: the weight grows with D because the cycle terms are normalised per coordinate (C.4); 50 caps it
-        lam = min(self.lambda_per_dim * dim, 50.0) if self.lambda_cycle is None else float(self.lambda_cycle)
+        # None: the weight grows with D because the cycle terms are normalised per coordinate (C.4); lambda_cap
+        # (C.4: 50) caps it, None = no cap
+        lam = self.lambda_per_dim * dim if self.lambda_cycle is None else float(self.lambda_cycle)
+        if self.lambda_cycle is None and self.lambda_cap is not None:
+            lam = min(lam, float(self.lambda_cap))
         if iteration is not None and iteration < self.cycle_warmup:
             lam *= self.cycle_warmup_factor
         return lam

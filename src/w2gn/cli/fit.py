@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
         procs = f" on {ctx.world_size} processes ({ctx.backend})" if ctx.enabled else ""
         say(f"fitting w2gn map: {x.shape[0]} source and {y.shape[0]} target samples in dimension {x.shape[1]}{procs}",
             quiet)
-        options = {**training_options(args), **accuracy_options(args), "device": device}  # lr, expectile weight resolved for D
+        options = {**training_options(args), **accuracy_options(args), "device": device}  # by-dimension options resolved for D
         solver = distributed.make_solver(ctx, split=split, **options)
         cap = args.iterations if capped else UNCAPPED
         fitted = solver.fit(x, y, callback=TimeBudget(solver, budget, max_iterations=cap) if budget is not None else None)

@@ -274,7 +274,7 @@ def checkpoint_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def resolve_by_dimension(args: argparse.Namespace, dim: int) -> None:
     """Fill in the options whose default depends on the dimension ``dim`` where the user gave none
-    (:data:`~w2gn.solvers.presets.BY_DIMENSION_DEFAULTS`: ``--lr``, ``--expectile-weight``)."""
+    (each option of :data:`~w2gn.solvers.presets.BY_DIMENSION_DEFAULTS`)."""
     from ..solvers.presets import BY_DIMENSION_DEFAULTS
 
     for key, by_dim in BY_DIMENSION_DEFAULTS.items():
@@ -284,19 +284,21 @@ def resolve_by_dimension(args: argparse.Namespace, dim: int) -> None:
 
 def training_options(args: argparse.Namespace) -> dict[str, Any]:
     """The :class:`~w2gn.solvers.W2GNConfig` keyword arguments of :func:`add_training_args`' options."""
-    opts = {k: getattr(args, k) for k in TRAINING_SPECS}
-    if opts["lr"] is None:  # chosen by dimension: a placeholder until resolve_by_dimension knows D
-        opts["lr"] = config_defaults(SolverConfig)["lr"]
+    opts = _placeholders({k: getattr(args, k) for k in TRAINING_SPECS})
     return {**opts, "seed": args.seed, "device": args.device, "dtype": args.dtype, "progress": not args.quiet,
             **checkpoint_options(args)}
 
 
 def accuracy_options(args: argparse.Namespace) -> dict[str, Any]:
     """:class:`~w2gn.solvers.W2GNConfig` keyword arguments of :func:`add_accuracy_args`' options."""
-    opts = {k: getattr(args, k) for k in ACCURACY_SPECS}
-    from ..solvers import W2GNConfig
+    return _placeholders({k: getattr(args, k) for k in ACCURACY_SPECS})
 
-    for key in ("expectile_weight", "input_lr_factor"):
-        if opts[key] is None:  # chosen by dimension: a placeholder until resolve_by_dimension knows D
-            opts[key] = config_defaults(W2GNConfig)[key]
-    return opts
+
+def _placeholders(opts: dict[str, Any]) -> dict[str, Any]:
+    """``opts`` with each by-dimension option still unset (``None``) at the config's own default: a placeholder
+    that validates until :func:`resolve_by_dimension` knows D."""
+    from ..solvers import W2GNConfig
+    from ..solvers.presets import BY_DIMENSION_DEFAULTS
+
+    defaults = config_defaults(W2GNConfig)
+    return {k: defaults[k] if k in BY_DIMENSION_DEFAULTS and v is None else v for k, v in opts.items()}

@@ -173,8 +173,8 @@ def preset(name: str, dim: int | None = None, **overrides: Any) -> dict[str, Any
 
 
 def preset_defaults(name: str) -> dict[str, Any]:
-    """Every :class:`W2GNConfig` field's default under preset ``name``, unresolved (``"lr"`` and
-    ``"expectile_weight"`` may be :data:`BY_DIMENSION`): what the command line shows as its defaults. New config fields
+    """Every :class:`W2GNConfig` field's default under preset ``name``, unresolved (the options of
+    :data:`BY_DIMENSION_DEFAULTS` may be :data:`BY_DIMENSION`): what the command line shows as its defaults. New config fields
     appear here without any change to this module."""
     base = {f.name: _field_default(f) for f in dataclasses.fields(W2GNConfig)}
     return {**base, **{k: v for k, v in get_preset(name).options.items() if k in base}}

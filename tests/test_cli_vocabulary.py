@@ -311,3 +311,24 @@ def test_commands_are_described_by_what_they_run():
     sub = argparse.ArgumentParser().add_subparsers()
     p = add_command(sub, "nothing", "does nothing", run)
     assert p.description == "does nothing" and p.get_default("func") is run
+
+
+def test_fit_trains_with_every_preset_option_even_those_without_a_flag(tmp_path):
+    """What 'w2gn fit' saves as its config is the `fit` preset at the data's D, options without a flag included
+    (lambda_per_dim, lambda_cap had fallen back to the paper's values)."""
+    import numpy as np
+
+    from w2gn import TransportMap
+    from w2gn.cli import main
+    from w2gn.solvers.presets import preset
+
+    rng = np.random.default_rng(0)
+    for name, arr in (("p", rng.normal(size=(600, 8))), ("q", 2 * rng.normal(size=(600, 8)) + 1)):
+        np.save(tmp_path / f"{name}.npy", arr.astype("f4"))
+    out = tmp_path / "m.pt"
+    assert main(["fit", str(tmp_path / "p.npy"), str(tmp_path / "q.npy"), "-o", str(out), "--iterations", "3",
+                 "--processes", "1", "--quiet", "--no-checkpoints", "--pretrain-iterations", "2"]) == 0
+    saved = TransportMap.load(str(out)).info["config"]
+    for key, value in preset("fit", dim=8).items():
+        if key != "iterations":
+            assert saved[key] == value, (key, saved[key], value)

@@ -70,6 +70,14 @@ def split_for(world_size: int, correlation_on: str, split: str = "auto") -> str:
     return "directions" if world_size == 2 and correlation_on == "both" else "batch"
 
 
+def _unflagged() -> dict:
+    """The preset's options that have no command-line flag (e.g. ``lambda_per_dim``, ``lambda_cap``): without this
+    they would fall back to the config's (the paper's) values."""
+    from .options import ACCURACY_SPECS, TRAINING_SPECS
+
+    return {k: v for k, v in get_preset(PRESET).options.items() if k not in TRAINING_SPECS and k not in ACCURACY_SPECS}
+
+
 def run(args: argparse.Namespace) -> int:
     """Fit a Wasserstein-2 optimal transport map from the samples in SOURCE to those in TARGET
     (.npy/.npz/.csv/.txt/.tsv/.pt files, one sample per row) and save it.
@@ -85,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     ctx0 = distributed.env_context()
     # several processes follow rank 0's budget (its horizon is broadcast at every log step)
     budget = args.time_budget if args.time_budget is not None else get_preset(PRESET).time_budget
-    options = {**training_options(args), **accuracy_options(args)}
+    options = {**_unflagged(), **training_options(args), **accuracy_options(args)}
     correlation_on = options.get("correlation_on") or "both"
     split = split_for(ctx0.world_size, correlation_on, args.split)
     distributed.make_solver(ctx0, split=split, **options)  # validates the options before any work
@@ -123,7 +131,8 @@ def run(args: argparse.Namespace) -> int:
         procs = f" on {ctx.world_size} processes ({ctx.backend})" if ctx.enabled else ""
         say(f"fitting w2gn map: {x.shape[0]} source and {y.shape[0]} target samples in dimension {x.shape[1]}{procs}",
             quiet)
-        options = {**training_options(args), **accuracy_options(args), "device": device}  # by-dimension options resolved for D
+        # by-dimension options resolved for D; the preset's options without a flag (lambda_per_dim, lambda_cap) too
+        options = {**_unflagged(), **training_options(args), **accuracy_options(args), "device": device}
         solver = distributed.make_solver(ctx, split=split, **options)
         cap = args.iterations if capped else UNCAPPED
         fitted = solver.fit(x, y, callback=TimeBudget(solver, budget, max_iterations=cap) if budget is not None else None)

@@ -73,8 +73,10 @@ def test_two_gloo_processes_equal_one_process_on_concatenated_batches(tmp_path, 
                      "--input-lr-factor", "1", "--split", "batch"]))
     two = TransportMap.load(out)
 
-    ref = ConcatenatedRanks(**OPTS, gradient_mode=mode).fit(x, y)
-    single_rank = W2GNSolver(**OPTS, gradient_mode=mode).fit(x, y)  # a different batch stream
+    from w2gn.cli.fit import _unflagged  # the fit preset's options without a flag, which the command passes too
+
+    ref = ConcatenatedRanks(**OPTS, **_unflagged(), gradient_mode=mode).fit(x, y)
+    single_rank = W2GNSolver(**OPTS, **_unflagged(), gradient_mode=mode).fit(x, y)  # a different batch stream
     moved = 0.0
     for name in ("forward_potential", "inverse_potential"):
         for a, b, c in zip(getattr(two, name).parameters(), getattr(ref, name).parameters(),

@@ -29,7 +29,9 @@ def _solver(mode: str, dim: int, **kw) -> W2GNSolver:
 
 
 @pytest.mark.parametrize("options", [{}, {"cycle_x": True}, {"stop_gradient": False}, {"correlation_on": "omega"},
-                                     {"activation": "softplus", "cycle_x": True, "l1_penalty": 1e-3}])
+                                     {"activation": "softplus", "cycle_x": True, "l1_penalty": 1e-3},
+                                     {"expectile_weight": 10.0}, {"correlation_on": "both"},
+                                     {"expectile_weight": 10.0, "correlation_on": "both"}])
 def test_analytic_and_autograd_give_same_loss_and_gradients(options):
     dim = 5
     plain, fast = _solver("autograd", dim, **options), _solver("analytic", dim, **options)
@@ -56,7 +58,7 @@ def test_analytic_and_autograd_give_same_loss_and_gradients(options):
     # the check can fail: gradients are not all zero
     assert max(float(g.abs().max()) for g in grads[0]) > 1e-3
     # the default options exercise the fused value-and-gradient sweep, not only the fallback
-    fwd = fast.theta if fast.config.correlation_on == "theta" else fast.omega
+    fwd = fast.omega if fast.config.correlation_on == "omega" else fast.theta
     assert fast._fused(fwd) == (options.get("stop_gradient", True) is True)
 
 
@@ -194,3 +196,33 @@ def test_step_cost_flop_count_is_exact_and_the_fast_step_does_less_work():
     p, q = pair.source.to("cpu", torch.float64), pair.target.to("cpu", torch.float64)
     gen = torch.Generator().manual_seed(2)
     assert count(lambda: fast.step(0, p, q, gen)) < count(lambda: plain.step(0, p, q, gen))
+
+
+@pytest.mark.parametrize("options", [{}, {"expectile_weight": 10.0, "l1_penalty": 1e-3}])
+def test_swapped_halves_of_two_processes_sum_to_the_whole_objective(options):
+    """Each of the 2 processes computes one half with the other half's value term (the sweep it takes anyway):
+    the two halves' losses, parts and gradients add up to the one-process objective's."""
+    dim = 5
+    s = _solver("analytic", dim, correlation_on="both", **options)
+    gen = torch.Generator().manual_seed(4)
+    x = 1.5 * torch.randn(64, dim, generator=gen, dtype=torch.float64)
+    y = 1.5 * torch.randn(64, dim, generator=gen, dtype=torch.float64) + 0.5
+    params = [prm for net in (s.theta, s.omega) for prm in net.parameters()]
+
+    def run(fn):
+        loss, parts = fn()
+        grads = torch.autograd.grad(loss, params, allow_unused=True)
+        return loss.detach(), parts, [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
+
+    whole = run(lambda: s.loss(x, y))
+    halves = [run(lambda inv=inv: s.direction_loss(x, y, None, inverse=inv, swap_value_terms=True))
+              for inv in (False, True)]
+    plain = [run(lambda inv=inv: s.direction_loss(x, y, None, inverse=inv)) for inv in (False, True)]
+    torch.testing.assert_close(halves[0][0] + halves[1][0], whole[0], rtol=1e-12, atol=1e-12)
+    for k in whole[1]:
+        torch.testing.assert_close(halves[0][1][k] + halves[1][1][k], whole[1][k], rtol=1e-12, atol=1e-12)
+    for ga, gb, gw in zip(halves[0][2], halves[1][2], whole[2]):
+        torch.testing.assert_close(ga + gb, gw, rtol=1e-10, atol=1e-12)
+    # the check can fail: each swapped half differs from the plain half by the value terms
+    assert abs(float(halves[0][0] - plain[0][0])) > 1e-3
+    assert abs(float(halves[0][1]["w2_dual"] - plain[0][1]["w2_dual"])) > 1e-3

@@ -359,7 +359,7 @@ class DirectionSplitW2GNSolver(DistributedW2GNSolver):
 
     def loss(self, x: torch.Tensor, y: torch.Tensor):
         refine = self.refine if self.config.refine_steps else None
-        return self.direction_loss(x, y, refine, inverse=self.context.rank == 1)
+        return self.direction_loss(x, y, refine, inverse=self.context.rank == 1, swap_value_terms=True)
 
     def step(self, iteration: int, p: Sampler, q: Sampler, generator: torch.Generator) -> dict[str, torch.Tensor]:
         return W2GNSolver.step(self, iteration, p, q, generator)

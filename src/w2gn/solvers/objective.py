@@ -90,13 +90,18 @@ def expectile_loss(u: torch.Tensor, tau: float) -> torch.Tensor:
 
 def w2gn_objective(theta: ConvexPotential, omega: ConvexPotential, x: torch.Tensor, y: torch.Tensor,
                    terms: W2GNTerms, gradient: Gradient, refine: Refine | None = None,
-                   fused: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                   fused: bool = False, theta_at_x: torch.Tensor | None = None,
+                   omega_at_y: tuple[torch.Tensor, torch.Tensor] | None = None
+                   ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The loss of eq. 12 (plus the optional terms) on batches ``x ~ P``, ``y ~ Q`` of shape ``(B, ...)``.
 
     ``theta`` carries the correlations; to train the mirrored objective pass the networks and the
     batches swapped. ``fused``: take ``psi_theta`` and ``grad psi_theta`` at ``grad psi_omega(y)``
     from one analytic sweep (``value_and_gradient_analytic``; same values and gradients as the
-    plain evaluation under the stop-gradient heuristic, with one pass fewer).
+    plain evaluation under the stop-gradient heuristic, with one pass fewer). ``theta_at_x`` (``psi_theta(x)``,
+    shape ``(B,)``) and ``omega_at_y`` (``(psi_omega(y), grad psi_omega(y))``): sweeps already taken, differentiable
+    w.r.t. the parameters; the two-sided objective's halves share them (each half's argmax sweep is the
+    other's value at its own batch).
 
     Returns the loss to minimise and its parts (detached, for monitoring): ``correlation`` (the
     full Monte-Carlo correlation of step 2, the gradient-free ``<., y>`` included), ``cycle_y``,
@@ -107,18 +112,26 @@ def w2gn_objective(theta: ConvexPotential, omega: ConvexPotential, x: torch.Tens
     """
     t = terms
     # Algorithm 1, step 2: x_hat = grad psi_omega(y), the amortised argmax of the conjugate (eq. 10)
-    y_inv = gradient(omega, y)
+    omega_y = None
+    if omega_at_y is not None:
+        omega_y, y_inv = omega_at_y
+    elif fused and t.expectile_weight and hasattr(omega, "value_and_gradient_analytic"):
+        # the expectile term needs psi_omega(y) too: one sweep gives value and gradient (a forward pass fewer)
+        omega_y, y_inv = omega.value_and_gradient_analytic(y)
+    else:
+        y_inv = gradient(omega, y)
     # Appendix C.1: with the stop-gradient heuristic omega learns from the cycle terms only
     y_inv_sg = y_inv.detach() if t.stop_gradient else y_inv
     if refine is not None and t.refine:
         y_inv_sg = refine(theta, y, y_inv.detach())  # a better argmax, entering as a constant
     # step 2: correlations E_P psi_theta(x) + E_Q [<x_hat, y> - psi_theta(x_hat)]   (eq. 12, first line)
-    psi_x = theta(x).mean()
-    theta_grad_at_y_inv = None
+    psi_x = (theta_at_x if theta_at_x is not None else theta(x)).mean()
+    theta_grad_at_y_inv = theta_at_y_inv = None
     if fused:
         # psi_theta and its gradient at x_hat from one sweep; subtracting <sg(g), x_hat - sg(x_hat)>
         # removes the value's path into omega, so both networks get the stop-gradient objective's gradients
         val, theta_grad_at_y_inv = theta.value_and_gradient_analytic(y_inv)
+        theta_at_y_inv = val.detach()  # psi_theta(x_hat), x_hat = sg(x_hat) here (fused: no refinement)
         psi_y_inv = val.mean() - batch_inner(theta_grad_at_y_inv.detach(), y_inv - y_inv_sg).mean()
     else:
         psi_y_inv = theta(y_inv_sg).mean()
@@ -152,8 +165,9 @@ def w2gn_objective(theta: ConvexPotential, omega: ConvexPotential, x: torch.Tens
     # expectile: psi_omega(y) onto the lower bound <x_hat, y> - psi_theta(x_hat) of psi_theta^*(y)
     if t.expectile_weight:
         with torch.no_grad():
-            lower = batch_inner(y_inv_sg, y) - theta(y_inv_sg)
-        expec = expectile_loss(lower - omega(y), t.expectile)
+            at = theta_at_y_inv if theta_at_y_inv is not None else theta(y_inv_sg)
+            lower = batch_inner(y_inv_sg, y) - at
+        expec = expectile_loss(lower - (omega_y if omega_y is not None else omega(y)), t.expectile)
         loss = loss + t.expectile_weight * expec
     if t.l1:
         loss = loss + t.l1 * (theta.l1_norm() + omega.l1_norm())

@@ -370,30 +370,70 @@ class W2GNSolver(Solver):
         instead of only by inverting the other through a cycle term. The mirrored copy's R_Y is
         ``E_P ||grad psi_omega(grad psi_theta(x)) - x||^2``, i.e. R_X (eq. 51), so both cycle terms are
         on, each once; ``cycle_x`` adds nothing more here."""
-        loss_f, parts_f = self.direction_loss(x, y, refine, inverse=False)
-        loss_b, parts_b = self.direction_loss(x, y, refine, inverse=True)
+        shared = None
+        if self._fused(self.theta) and self._fused(self.omega):
+            # one sweep per network and batch: psi_theta and grad psi_theta at x are the mirrored half's argmax and
+            # this half's correlation, psi_omega and grad psi_omega at y the other way round (two passes fewer)
+            shared = (self.theta.value_and_gradient_analytic(x), self.omega.value_and_gradient_analytic(y))
+        loss_f, parts_f = self.direction_loss(x, y, refine, inverse=False, shared=shared)
+        loss_b, parts_b = self.direction_loss(x, y, refine, inverse=True, shared=shared)
         # each half reports zeros for the other's parts: the sum is the whole objective's parts
         return loss_f + loss_b, {k: parts_f[k] + parts_b[k] for k in parts_f}
 
-    def direction_loss(self, x: torch.Tensor, y: torch.Tensor, refine, inverse: bool
-                       ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def direction_loss(self, x: torch.Tensor, y: torch.Tensor, refine, inverse: bool,
+                       shared: tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
+                       swap_value_terms: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """One half of the two-sided objective: eq. 12 for P -> Q (``inverse=False``) or for Q -> P with
         the networks' roles swapped (``inverse=True``). The parts are named as the whole objective's
         (the mirrored half's R_Y is ``cycle_x``, its dual estimate ``w2_dual_inverse``), the other
         half's parts as zeros, so two processes can each compute one half and sum (see
-        :class:`w2gn.distributed.DirectionSplitW2GNSolver`)."""
+        :class:`w2gn.distributed.DirectionSplitW2GNSolver`). ``shared``: the sweeps ``(psi_theta(x), grad psi_theta(x))``
+        and ``(psi_omega(y), grad psi_omega(y))`` when one process computes both halves.
+
+        ``swap_value_terms`` (one of two processes, each computing one half): this half's argmax sweep already
+        holds the *other* half's value term (``E psi_omega(y)`` in the forward half, ``E psi_theta(x)`` in the
+        mirrored one), and the other rank's sweep holds this half's. Each half then takes the other's value term
+        in place of its own, so neither rank spends a forward pass on it. Loss and parts are linear in the value
+        terms, so the two ranks' sums are the whole objective's (the swapped term is reported under the other
+        half's names). Only where both networks have the analytic sweep (else ignored)."""
         terms = dataclasses.replace(self.terms(x[0].numel()), cycle_y=True, cycle_x=False)
+        if swap_value_terms and shared is None and self._fused(self.theta) and self._fused(self.omega):
+            return self._swapped_half(x, y, refine, inverse, terms)
         if not inverse:
             loss, parts = w2gn_objective(self.theta, self.omega, x, y, terms, self._gradient, refine,
-                                         fused=self._fused(self.theta))
+                                         fused=self._fused(self.theta),
+                                         theta_at_x=None if shared is None else shared[0][0],
+                                         omega_at_y=None if shared is None else shared[1])
             zero = torch.zeros_like(parts["w2_dual"])
             return loss, {**parts, "cycle_x": zero, "cycle_x_rel": zero, "w2_dual_inverse": zero}
         # the L1 penalty already covers both networks once, in the forward half
         loss, parts = w2gn_objective(self.omega, self.theta, y, x, dataclasses.replace(terms, l1=0.0),
-                                     self._gradient, refine, fused=self._fused(self.omega))
+                                     self._gradient, refine, fused=self._fused(self.omega),
+                                     theta_at_x=None if shared is None else shared[1][0],
+                                     omega_at_y=None if shared is None else shared[0])
         out = {k: torch.zeros_like(v) for k, v in parts.items()}
         out.update(cycle_x=parts["cycle_y"], cycle_x_rel=parts["cycle_y_rel"], w2_dual_inverse=parts["w2_dual"])
         return loss, out
+
+    def _swapped_half(self, x: torch.Tensor, y: torch.Tensor, refine, inverse: bool, terms: W2GNTerms
+                      ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """:meth:`direction_loss` with ``swap_value_terms``: this half without its own value term, plus the other's."""
+        if not inverse:
+            sweep = self.omega.value_and_gradient_analytic(y)  # this half's argmax grad psi_omega(y)
+            loss, parts = w2gn_objective(self.theta, self.omega, x, y, terms, self._gradient, refine, fused=True,
+                                         theta_at_x=sweep[0].new_zeros(x.shape[0]), omega_at_y=sweep)
+            value = sweep[0].mean()  # E psi_omega(y): the mirrored half's value term
+            zero = torch.zeros_like(parts["w2_dual"])
+            return loss + value, {**parts, "cycle_x": zero, "cycle_x_rel": zero,
+                                  "w2_dual_inverse": -2.0 * value.detach()}
+        sweep = self.theta.value_and_gradient_analytic(x)  # the mirrored half's argmax grad psi_theta(x)
+        loss, parts = w2gn_objective(self.omega, self.theta, y, x, dataclasses.replace(terms, l1=0.0), self._gradient,
+                                     refine, fused=True, theta_at_x=sweep[0].new_zeros(y.shape[0]), omega_at_y=sweep)
+        value = sweep[0].mean()  # E psi_theta(x): the forward half's value term
+        out = {k: torch.zeros_like(v) for k, v in parts.items()}
+        out.update(cycle_x=parts["cycle_y"], cycle_x_rel=parts["cycle_y_rel"], w2_dual_inverse=parts["w2_dual"],
+                   correlation=value.detach(), w2_dual=-2.0 * value.detach())
+        return loss + value, out
 
     def draw(self, p: Sampler, q: Sampler, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """This step's batches ``x ~ P``, ``y ~ Q`` (``batch_size`` each); multi-process training overrides it."""

@@ -92,7 +92,8 @@ def run_one(pair: BenchmarkPair, seed: int, samples: int, move: bool, fit_args: 
             "forward_uvp": scores["forward_uvp"], "inverse_uvp": scores["inverse_uvp"],
             "identity_uvp": base["identity"], "linear_uvp": base["linear"],
             "iterations": int(info.get("iterations", 0)), "processes": info.get("processes"),
-            "inverse_served": (info.get("inverse_choice") or {}).get("inverse"), "fit_wall_s": fit_s}
+            "inverse_served": (info.get("inverse_choice") or {}).get("inverse"),
+            "restarts": len(info.get("restarts") or []), "fit_wall_s": fit_s}
 
 
 def markdown(rows: list[dict]) -> str:

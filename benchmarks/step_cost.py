@@ -16,6 +16,7 @@ so that load from other jobs hits both alike):
 
     python benchmarks/step_cost.py --dims 16 64 256
     python benchmarks/step_cost.py --dims 16 64 256 1024 --device cuda --bf16
+    python benchmarks/step_cost.py --dims 8 16 64 --preset fit     # the step `w2gn fit` takes
 """
 
 from __future__ import annotations
@@ -90,9 +91,17 @@ def measure(dim: int, args: argparse.Namespace) -> dict:
         variants["compiled"] = {"gradient_mode": "analytic", "compile": True}
     if args.bf16:
         variants["bf16"] = {"gradient_mode": "analytic", "autocast_bf16": True}
+    base: dict = {}
+    if args.preset != "paper":
+        from w2gn.solvers.presets import preset
+
+        # the options `w2gn fit` trains with at this D (two-sided objective, expectile term, frame, ...)
+        base = preset(args.preset, dim=dim)
+    if args.cycle_x:
+        base["cycle_x"] = True
     for name, opts in variants.items():
-        s = W2GNSolver(iterations=1, pretrain_iterations=0, batch_size=args.batch_size, hidden=hidden, progress=False,
-                       device=dev, **opts)
+        s = W2GNSolver(**{**base, "iterations": 1, "pretrain_iterations": 0, "batch_size": args.batch_size,
+                          "hidden": hidden, "progress": False, "device": dev, **opts})
         gen = torch.Generator(device=dev).manual_seed(0)
         s.setup(p, q, gen)
         solvers[name] = (s, gen)
@@ -144,6 +153,9 @@ def main() -> None:
     ap.add_argument("--compile", action="store_true", help="also time the fast step's loss under torch.compile")
     ap.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     ap.add_argument("--bf16", action="store_true", help="also time the fast step under bf16 autocast (CUDA only)")
+    ap.add_argument("--cycle-x", action="store_true", help="add R_X (eq. 51), as `w2gn toy` trains")
+    ap.add_argument("--preset", default="paper", choices=["paper", "fit"],
+                    help="the solver's options: the paper's algorithm (default) or `w2gn fit`'s preset at each D")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     rows = [measure(d, args) for d in args.dims]

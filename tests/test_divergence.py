@@ -108,7 +108,8 @@ def test_cli_divergence_exit_3_then_resume_with_lower_lr(tmp_path, capsys):
     out = tmp_path / "map.pt"
     args = ["fit", str(tmp_path / "x.npy"), str(tmp_path / "y.npy"), "-o", str(out), "--iterations", "300",
             "--batch-size", "32", "--hidden", "8,8", "--pretrain-iterations", "5", "--log-every", "5", "--quiet",
-            "--checkpoint-every", "5", "--correlation-on", "theta"]  # the objective that blows up at lr 10
+            "--checkpoint-every", "5", "--correlation-on", "theta",  # the objective that blows up at lr 10
+            "--max-restarts", "0"]  # fit's preset would restart twice first (at lr 5, 2.5), then stop the same way
     assert main([*args, "--lr", "10"]) == 3
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "training diverged at iteration" in err
@@ -196,3 +197,22 @@ def test_a_spike_shorter_than_the_patience_does_not_stop_the_run():
     Spiking(at=100, length=10**6, iterations=150 + COLLAPSE_PATIENCE, collapse_limit=0, **TINY).fit(x, y)
     # a run that has never been below half the limit is not stopped (it starts far from a cycle)
     Spiking(at=0, length=10**6, iterations=150 + COLLAPSE_PATIENCE, **TINY).fit(x, y)
+
+
+def test_cli_fit_restarts_a_diverged_run_twice_by_default(tmp_path, capsys):
+    """``w2gn fit``'s preset rewinds a diverged run to its last good state at half the rates, at most twice, and
+    says so; a run that keeps diverging still ends with exit status 3. Other commands keep 0 restarts."""
+    from w2gn.cli import build_parser
+
+    x, y = _data()
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    args = ["fit", str(tmp_path / "x.npy"), str(tmp_path / "y.npy"), "-o", str(tmp_path / "map.pt"),
+            "--iterations", "300", "--batch-size", "32", "--hidden", "8,8", "--pretrain-iterations", "5",
+            "--log-every", "5", "--quiet", "--no-checkpoints", "--correlation-on", "theta", "--lr", "10"]
+    assert main(args) == 3
+    err = capsys.readouterr().err
+    assert "restart 1/2" in err and "restart 2/2" in err and "training diverged at iteration" in err
+    parser = build_parser()
+    assert parser.parse_args(["fit", "x.npy", "y.npy", "-o", "m.pt"]).max_restarts == 2
+    assert parser.parse_args(["gaussian"]).max_restarts == 0

@@ -196,7 +196,7 @@ def add_training_args(p: argparse.ArgumentParser, defaults: Mapping[str, Any], t
     g = p.add_argument_group("training")
     add_config_options(g, defaults, TRAINING_SPECS, _none_means(defaults))
     add_time_budget_arg(g, time_budget, time_budget_means)
-    add_checkpoint_args(p)
+    add_checkpoint_args(p, defaults)
 
 
 def add_accuracy_args(p: argparse.ArgumentParser, defaults: Mapping[str, Any]) -> None:
@@ -205,9 +205,10 @@ def add_accuracy_args(p: argparse.ArgumentParser, defaults: Mapping[str, Any]) -
                        {**_none_means(defaults), "linear_input_lr_factor": "--input-lr-factor's"})
 
 
-def add_checkpoint_args(p: argparse.ArgumentParser) -> None:
-    """Checkpoint, resume and divergence options (every training command has them; RELIABILITY.md)."""
-    d = config_defaults(SolverConfig)
+def add_checkpoint_args(p: argparse.ArgumentParser, defaults: Mapping[str, Any] | None = None) -> None:
+    """Checkpoint, resume and divergence options (every training command has them; RELIABILITY.md), with the
+    command's ``defaults`` where it has them (``w2gn fit``'s preset restarts a diverged run, for one)."""
+    d = {**config_defaults(SolverConfig), **(defaults or {})}
     g = p.add_argument_group("checkpoints and divergence")
     g.add_argument("--checkpoint-dir", default=None,
                    help="folder for training checkpoints (default: beside the output, OUTPUT.ckpt, or OUT_DIR/checkpoints)")

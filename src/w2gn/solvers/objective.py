@@ -125,6 +125,10 @@ def w2gn_objective(theta: ConvexPotential, omega: ConvexPotential, x: torch.Tens
     if refine is not None and t.refine:
         y_inv_sg = refine(theta, y, y_inv.detach())  # a better argmax, entering as a constant
     # step 2: correlations E_P psi_theta(x) + E_Q [<x_hat, y> - psi_theta(x_hat)]   (eq. 12, first line)
+    theta_grad_at_x = None
+    if theta_at_x is None and fused and t.cycle_x:
+        # R_X needs grad psi_theta(x): one sweep gives it with the value the correlations need
+        theta_at_x, theta_grad_at_x = theta.value_and_gradient_analytic(x)
     psi_x = (theta_at_x if theta_at_x is not None else theta(x)).mean()
     theta_grad_at_y_inv = theta_at_y_inv = None
     if fused:
@@ -156,7 +160,8 @@ def w2gn_objective(theta: ConvexPotential, omega: ConvexPotential, x: torch.Tens
         loss = loss + t.ascent_weight * asc
     # + lambda * R_X, R_X = E_P ||grad psi_omega(grad psi_theta(x)) - x||^2   (eq. 51)
     if t.cycle_x:
-        cyc_x = cycle_error(gradient(omega, gradient(theta, x)), x, t.normalization)
+        forward = theta_grad_at_x if theta_grad_at_x is not None else gradient(theta, x)
+        cyc_x = cycle_error(gradient(omega, forward), x, t.normalization)
         loss = loss + t.lam * cyc_x
     # refinement: omega regresses onto the refined argmax, lambda * mean ||grad psi_omega(y) - x_ref||^2
     if refine is not None and t.refine:

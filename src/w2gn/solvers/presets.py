@@ -108,6 +108,10 @@ _FIT = {
     # 256 the two weights tie (300 CPU-s: 0.0218 / 0.0220 % against 0.0195 / 0.0194, 0.094 / 0.096 against 0.093 /
     # 0.093); below D = 100 the cap never applied (benchmarks/results/hard_pairs.md, nineteenth session)
     "lambda_cap": None,
+    # a diverged step rewinds to the last good state (kept in memory at every log step) at half the rates, twice at
+    # most, instead of ending a long fit: a 900-s hard D = 32 fit (moved data, seed 1) blew up its loss at step
+    # 23,091 of about 41,000 and stopped with exit status 3 (benchmarks/results/hard_pairs.md, twentieth session)
+    "max_restarts": 2,
 }
 
 #: every named configuration (``"fit-default"`` and ``"fit-default-cycle-x"`` are older names, see :data:`ALIASES`)

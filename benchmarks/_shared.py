@@ -22,6 +22,16 @@ import torch
 MACHINE = f"{os.cpu_count()}-core CPU"
 
 
+#: how ``shifted_pair.py`` and ``fit_command.py --move`` move a pair's samples: ``x' = a x + b``, ``y' = c y + d``
+#: (scalars ``a c > 0`` keep the OT map, read back in the pair's coordinates, unchanged)
+MOVE_SCALES = (2.5, 0.4)
+
+
+def move_offsets(dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The offsets ``b`` (source) and ``d`` (target) of the move, up to 10 per coordinate."""
+    return torch.linspace(-5.0, 10.0, dim), torch.linspace(4.0, -3.0, dim)
+
+
 def add_int_options(ap: argparse.ArgumentParser, **defaults: int) -> None:
     """One integer option per keyword, in order: ``name_with_underscores=N`` is ``--name-with-underscores N``."""
     for name, default in defaults.items():

@@ -29,16 +29,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _shared import MOVE_SCALES, move_offsets
 
 from w2gn.testbeds.pairs import BenchmarkPair, get_pair
-
-#: the scalars of the move (``shifted_pair.py``'s): ``a c > 0`` keeps the OT map, read back, unchanged
-SCALE_P, SCALE_Q = 2.5, 0.4
-
-
-def offsets(dim: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``b`` and ``d`` of the move, per coordinate."""
-    return torch.linspace(-5.0, 10.0, dim), torch.linspace(4.0, -3.0, dim)
 
 
 class CommandMap:
@@ -47,8 +40,8 @@ class CommandMap:
 
     def __init__(self, map_path: Path, work: Path, env: dict[str, str], move: bool, dim: int) -> None:
         self.map_path, self.work, self.env = map_path, work, env
-        self.a, self.c = (SCALE_P, SCALE_Q) if move else (1.0, 1.0)
-        self.b, self.d = offsets(dim) if move else (torch.zeros(dim), torch.zeros(dim))
+        self.a, self.c = MOVE_SCALES if move else (1.0, 1.0)
+        self.b, self.d = move_offsets(dim) if move else (torch.zeros(dim), torch.zeros(dim))
 
     def _transform(self, rows: torch.Tensor, inverse: bool) -> torch.Tensor:
         src, dst = self.work / "in.npy", self.work / "out.npy"

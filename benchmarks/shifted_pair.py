@@ -21,6 +21,7 @@ import json
 import time
 
 import torch
+from _shared import MOVE_SCALES, move_offsets
 
 from w2gn.distributions import TensorSampler
 from w2gn.solvers import TimeBudget, W2GNConfig, W2GNSolver
@@ -67,9 +68,9 @@ def main() -> int:
     x = pair.source.sample(args.samples, g).float()
     y = pair.target.sample(args.samples, g).float()
     dim = args.dim
-    b, d = torch.linspace(-5.0, 10.0, dim), torch.linspace(4.0, -3.0, dim)
+    b, d = move_offsets(dim)
     moves = {"as given": (1.0, torch.zeros(dim), 1.0, torch.zeros(dim)),
-             "moved and rescaled": (2.5, b, 0.4, d)}
+             "moved and rescaled": (MOVE_SCALES[0], b, MOVE_SCALES[1], d)}
     for label, (sa, sb, sc, sd) in moves.items():
         fitted, iterations = fit_for(x * sa + sb, y * sc + sd, args.budget, args.seed, json.loads(args.opts))
         scores = pair.evaluate(Unmoved(fitted, sa, sb, sc, sd))

@@ -46,6 +46,27 @@ def _versions() -> dict[str, str | None]:
     return out
 
 
+def merge_results(results: list[dict], names: list[str]) -> dict:
+    """The first result with the runs of the later ones laid over it, pair by pair and method by method.
+
+    The later files' metadata go under ``meta.merged`` (by the path given), so every row keeps its machine, load and date.
+    """
+    merged = json.loads(json.dumps(results[0]))
+    merged["meta"] = {**merged.get("meta", {}), "merged": {}}
+    for name, part in zip(names[1:], results[1:]):
+        for dim, entry in part["pairs"].items():
+            target = merged["pairs"].setdefault(dim, {**entry, "runs": {}})
+            target["runs"].update(entry["runs"])
+        for method in part["config"]["methods"]:
+            if method not in merged["config"]["methods"]:
+                merged["config"]["methods"].append(method)
+        merged["config"]["dims"] = sorted(int(d) for d in merged["pairs"])
+        merged["not_run"].update(part.get("not_run", {}))
+        merged["meta"]["merged"][name] = {
+            "runs": {dim: sorted(entry["runs"]) for dim, entry in part["pairs"].items()}, **part.get("meta", {})}
+    return merged
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dims", default="8,16,32")
@@ -61,7 +82,19 @@ def main() -> None:
                     help="start from this earlier peers.json and add what this run measures to it")
     ap.add_argument("--report-only", metavar="JSON", default=None,
                     help="no runs: rewrite peers.md and peers.png in --out-dir from this earlier peers.json")
+    ap.add_argument("--merge", metavar="JSON", nargs="+", default=None,
+                    help="no runs: the first peers.json with every method's runs of the later ones put in place of its "
+                         "own (e.g. one method rerun on each core), written to --out-dir with the reports")
     args = ap.parse_args()
+    if args.merge:
+        merged = merge_results([json.loads(Path(f).read_text()) for f in args.merge], args.merge)
+        out = Path(args.out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "peers.json", plain(merged))
+        write_text(out / "peers.md", markdown_report(merged))
+        plot_peers(merged, out / "peers.png")
+        print(markdown_report(merged))
+        return
     if args.report_only:
         merged = json.loads(Path(args.report_only).read_text())
         write_text(Path(args.out_dir) / "peers.md", markdown_report(merged))

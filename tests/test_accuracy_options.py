@@ -42,7 +42,8 @@ def test_defaults_are_the_paper_algorithm():
 
 @pytest.mark.parametrize("bad", [{"refine_steps": -1}, {"refine_method": "bfgs"}, {"expectile": 1.0},
                                  {"lr_schedule": "step"}, {"ema_decay": 1.0}, {"init": "zero"},
-                                 {"cycle_warmup": -1}, {"cycle_warmup_factor": 1.5}])
+                                 {"cycle_warmup": -1}, {"cycle_warmup_factor": 1.5}, {"grad_clip": 0.5},
+                                 {"grad_clip": -1.0}])
 def test_bad_options_are_user_errors(bad):
     with pytest.raises(W2GNUserError):
         W2GNSolver(**bad)
@@ -175,6 +176,34 @@ def test_cycle_warmup_lightens_the_cycle_weight_for_its_steps_only(pair2):
     assert _same(_weights(f_plain), _weights(f_one))
 
 
+def test_grad_clip_cuts_an_outlying_gradient_to_its_multiple_of_the_running_norm(pair2):
+    """``grad_clip = k``: each network's gradient norm is cut to ``k`` x its running norm (seeded by the first
+    step's), the running norm moves by 1 % towards the *cut* norm, and gradients within the bound are untouched.
+    Shown to fail with the scale left out of the gradients (the outlier passes whole)."""
+    solver = W2GNSolver(**{**FAST, "grad_clip": 3.0})
+    solver.fit(pair2.source, pair2.target)
+    nets = (solver.theta, solver.omega)
+    before = solver.grad_norms.clone()
+    assert torch.all(before > 0)
+    for i, net in enumerate(nets):  # gradients of norm 10x the running norm (theta) and 0.5x (omega)
+        grads = [torch.randn_like(t) for t in net.parameters()]
+        total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+        for t, g in zip(net.parameters(), grads):
+            t.grad = g * (before[i] * (10.0 if i == 0 else 0.5) / total)
+    kept = [t.grad.clone() for t in solver.omega.parameters()]
+    solver._clip_gradients(3.0)
+    norms = [torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(t.grad) for t in net.parameters()]))
+             for net in nets]
+    assert torch.allclose(norms[0], 3.0 * before[0], rtol=1e-5)
+    assert all(torch.equal(a, t.grad) for a, t in zip(kept, solver.omega.parameters()))
+    assert torch.allclose(solver.grad_norms, 0.99 * before + 0.01 * before * torch.tensor([3.0, 0.5]), rtol=1e-5)
+    assert torch.allclose(solver.extra_state()["grad_norms"], solver.grad_norms)
+    # off (0) leaves the training as it was; a bound no gradient reaches changes nothing either
+    _, f_off = _fit(pair2)
+    _, f_loose = _fit(pair2, grad_clip=1e9)
+    assert _same(_weights(f_off), _weights(f_loose))
+
+
 def test_cosine_schedule_decays_the_learning_rate(pair2):
     solver, _ = _fit(pair2, lr_schedule="cosine", lr_final_factor=0.1)
     sched = solver.schedule
@@ -252,11 +281,11 @@ def test_fit_cli_passes_accuracy_options(tmp_path):
     out = tmp_path / "m.pt"
     rc = main(["fit", str(tmp_path / "x.npy"), str(tmp_path / "y.npy"), "-o", str(out), "--iterations", "10",
                "--pretrain-iterations", "10", "--batch-size", "64", "--refine-inverse-steps", "4",
-               "--lr-schedule", "cosine", "--ema-decay", "0.5", "--quiet"])
+               "--lr-schedule", "cosine", "--ema-decay", "0.5", "--grad-clip", "4", "--quiet"])
     assert rc == 0
     m = TransportMap.load(out)
     cfg = m.info["config"]
-    assert cfg["lr_schedule"] == "cosine" and cfg["ema_decay"] == 0.5
+    assert cfg["lr_schedule"] == "cosine" and cfg["ema_decay"] == 0.5 and cfg["grad_clip"] == 4.0
     # the option reaches the solver; the map refines with it unless the dual values chose the amortised inverse
     assert cfg["refine_inverse_steps"] == 4
     choice = m.info["inverse_choice"]["inverse"]

@@ -89,3 +89,26 @@ def test_forward_refinement_inverts_the_inverse_network(tmp_path):
     assert row["median_residual_after"] < 0.1 * row["median_residual_before"]
     assert row["rows_kept"] > 0.5
     assert 0.0 <= row["forward_uvp_refined"] < 100.0 and 0.0 <= row["forward_uvp_amortised"] < 100.0
+
+
+def test_peers_merge_lays_later_runs_over_the_first_and_keeps_every_files_metadata(monkeypatch):
+    merge = _load("peers", monkeypatch).merge_results
+
+    def result(runs: dict[str, dict[str, float]], date: str) -> dict:
+        return {"config": {"dims": [int(d) for d in runs], "methods": sorted({m for r in runs.values() for m in r})},
+                "not_run": {}, "meta": {"date": date},
+                "pairs": {d: {"pair": f"hard-d{d}", "baselines": {}, "runs": {m: {"final": v} for m, v in r.items()}}
+                          for d, r in runs.items()}}
+
+    first = result({"8": {"peer": 1.0, "w2gn-fit": 2.0}, "16": {"peer": 3.0, "w2gn-fit": 4.0}}, "old")
+    rerun = result({"16": {"w2gn-fit": 0.5}}, "new")
+    added = result({"32": {"w2gn-fit": 6.0}}, "newer")
+    merged = merge([first, rerun, added], ["a.json", "b.json", "c.json"])
+    assert merged["pairs"]["8"]["runs"] == first["pairs"]["8"]["runs"]  # untouched
+    assert merged["pairs"]["16"]["runs"] == {"peer": {"final": 3.0}, "w2gn-fit": {"final": 0.5}}  # replaced, peer kept
+    assert merged["pairs"]["32"]["runs"] == {"w2gn-fit": {"final": 6.0}}  # added
+    assert merged["config"]["dims"] == [8, 16, 32]
+    assert merged["meta"]["date"] == "old"
+    assert merged["meta"]["merged"]["b.json"]["date"] == "new"
+    assert merged["meta"]["merged"]["c.json"]["runs"] == {"32": ["w2gn-fit"]}
+    assert first["pairs"]["16"]["runs"]["w2gn-fit"] == {"final": 4.0}  # the inputs are not changed

@@ -151,6 +151,8 @@ ACCURACY_SPECS: dict[str, Spec] = {
     "cycle_warmup": ("--cycle-warmup", nonneg_int, "first steps at a lighter cycle weight "
                      "(--cycle-warmup-factor x lambda), 0 = none"),
     "cycle_warmup_factor": ("--cycle-warmup-factor", nonneg_float, "cycle weight's multiplier during --cycle-warmup"),
+    "grad_clip": ("--grad-clip", nonneg_float, "cut each network's gradient norm to this multiple of its running "
+                  "average, 0 = off"),
     "init": ("--init", ["identity", "linear"], "pretrain to the identity or to the best linear map"),
     "input_lr_factor": ("--input-lr-factor", positive_float,
                         "learning-rate multiplier of the layers that read x (the convex-quadratic ones)"),

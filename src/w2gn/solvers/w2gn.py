@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from typing import Any
 
 import torch
 
@@ -153,6 +154,11 @@ class W2GNConfig(PotentialConfig):
       (3 seeds) but let the fitted D = 64 pair collapse (every unit dead) by step 600, and the hard D = 16
       pair by step 242: the cycle terms are what holds fast input layers in place, so the option is off in
       every preset (``benchmarks/results/hard_pairs.md``, ninth and tenth sessions).
+    * ``grad_clip``: relative gradient clipping (0 = off): each network's gradient norm is cut to ``grad_clip``
+      times its running average (a 0.99 average of the clipped norms, seeded by the first step's). Adam turns
+      one outlying gradient into ~30 learning rates of movement along it over the next steps (its first moment
+      decays by 0.9 a step, its second by 0.999) and shrinks every later step while the outlier sits in the
+      second moment; a relative cut needs no scale of the data or the loss.
     * ``init``: ``"identity"`` (pretrain both maps to the identity, C.1) or ``"linear"``
       (pretrain ``grad psi_theta`` to the OT map between Gaussian fits of P and Q and
       ``grad psi_omega`` to its inverse).
@@ -187,6 +193,7 @@ class W2GNConfig(PotentialConfig):
     ascent_weight: float = 0.0
     cycle_warmup: int = 0
     cycle_warmup_factor: float = 0.3
+    grad_clip: float = 0.0
     init: str = "identity"
     gradient_mode: str = "autograd"
     autocast_bf16: bool = False
@@ -212,6 +219,9 @@ class W2GNConfig(PotentialConfig):
             raise W2GNUserError(f"lambda_cap must be > 0 or None, got {self.lambda_cap}")
         if not (self.cycle_y or self.cycle_x):
             raise W2GNUserError("at least one of cycle_y / cycle_x must be on: W2GN needs a cycle regulariser")
+        if not (self.grad_clip == 0 or self.grad_clip > 1):
+            raise W2GNUserError(f"grad_clip must be 0 (off) or > 1 (a multiple of the running gradient norm), "
+                                f"got {self.grad_clip}")
         if self.l1_penalty < 0:
             raise W2GNUserError(f"l1_penalty must be >= 0, got {self.l1_penalty}")
         if self.refine_steps < 0 or self.refine_inverse_steps < 0:
@@ -456,11 +466,39 @@ class W2GNSolver(Solver):
         self.opt_omega.zero_grad(set_to_none=True)
         loss.backward()
         out = self.after_backward({"loss": loss.detach(), **parts})
+        if c.grad_clip:
+            self._clip_gradients(c.grad_clip)
         self.opt_theta.step()
         self.opt_omega.step()
         self.theta.project()
         self.omega.project()
         return out
+
+    #: weight of the past in the running gradient norms of ``grad_clip``
+    GRAD_NORM_DECAY = 0.99
+
+    def _clip_gradients(self, factor: float) -> None:
+        """Cut each network's gradient norm to ``factor`` x its running average (after the ranks' exchange,
+        so every rank cuts alike). Tensor arithmetic only: no host sync on a GPU."""
+        grads = [[t.grad for t in net.parameters() if t.grad is not None] for net in (self.theta, self.omega)]
+        norms = torch.stack([torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in gs]))
+                             for gs in grads])
+        if getattr(self, "grad_norms", None) is None:
+            self.grad_norms = norms.detach().clone()  # seeded by the first step's norms
+        scale = torch.clamp(factor * self.grad_norms / norms.clamp_min(1e-30), max=1.0)
+        for gs, s in zip(grads, scale):
+            torch._foreach_mul_(gs, s)
+        self.grad_norms.mul_(self.GRAD_NORM_DECAY).add_((1 - self.GRAD_NORM_DECAY) * norms * scale)
+
+    def extra_state(self) -> dict[str, Any]:
+        state = super().extra_state()
+        norms = getattr(self, "grad_norms", None)
+        return {**state, "grad_norms": norms.clone()} if norms is not None else state
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        super().load_extra_state(state)
+        if state.get("grad_norms") is not None:
+            self.grad_norms = state["grad_norms"].clone()
 
     def after_backward(self, stats: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Between the backward pass and the optimiser steps: the step's statistics as reported (multi-process

@@ -67,6 +67,15 @@ def merge_results(results: list[dict], names: list[str]) -> dict:
     return merged
 
 
+def write_reports(merged: dict, out: Path, json_too: bool = True) -> None:
+    """``peers.json`` (unless ``json_too`` is false), ``peers.md`` and ``peers.png`` of ``merged`` in ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    if json_too:
+        write_json(out / "peers.json", plain(merged))
+    write_text(out / "peers.md", markdown_report(merged))
+    plot_peers(merged, out / "peers.png")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dims", default="8,16,32")
@@ -88,17 +97,12 @@ def main() -> None:
     args = ap.parse_args()
     if args.merge:
         merged = merge_results([json.loads(Path(f).read_text()) for f in args.merge], args.merge)
-        out = Path(args.out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        write_json(out / "peers.json", plain(merged))
-        write_text(out / "peers.md", markdown_report(merged))
-        plot_peers(merged, out / "peers.png")
+        write_reports(merged, Path(args.out_dir))
         print(markdown_report(merged))
         return
     if args.report_only:
         merged = json.loads(Path(args.report_only).read_text())
-        write_text(Path(args.out_dir) / "peers.md", markdown_report(merged))
-        plot_peers(merged, Path(args.out_dir) / "peers.png")
+        write_reports(merged, Path(args.out_dir), json_too=False)
         print(markdown_report(merged))
         return
     torch.set_num_threads(1)
@@ -128,9 +132,7 @@ def main() -> None:
             merged["config"]["methods"] = list(dict.fromkeys([*merged["config"]["methods"], method]))
             merged["meta"] = {**meta, "load_average_end": os.getloadavg(), "wall_seconds": time.perf_counter() - started,
                               **({"earlier": earlier_meta} if earlier_meta else {})}
-            write_json(out / "peers.json", plain(merged))
-            write_text(out / "peers.md", markdown_report(merged))
-            plot_peers(merged, out / "peers.png")
+            write_reports(merged, out)
     print(markdown_report(merged))
     print(f"-> {out}/peers.json, peers.md, peers.png")
 

@@ -290,6 +290,7 @@ class W2GNSolver(Solver):
     def setup(self, p: Sampler, q: Sampler, generator: torch.Generator, potential: ConvexPotential | None = None) -> None:
         """Build psi_theta (or take ``potential``), pretrain it to the identity (C.1), copy it to psi_omega."""
         c = self.config
+        self.grad_norms: torch.Tensor | None = None  # grad_clip's running norms (theta, omega); a checkpoint restores them
         theta = potential if potential is not None else self.build_potential(tuple(p.event_shape), c.seed)
         theta = theta.to(device=p.device, dtype=p.dtype)
         self.pretrain_loss = float("nan")
@@ -481,9 +482,8 @@ class W2GNSolver(Solver):
         """Cut each network's gradient norm to ``factor`` x its running average (after the ranks' exchange,
         so every rank cuts alike). Tensor arithmetic only: no host sync on a GPU."""
         grads = [[t.grad for t in net.parameters() if t.grad is not None] for net in (self.theta, self.omega)]
-        norms = torch.stack([torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in gs]))
-                             for gs in grads])
-        if getattr(self, "grad_norms", None) is None:
+        norms = torch.stack([torch.nn.utils.get_total_norm(gs) for gs in grads])
+        if self.grad_norms is None:
             self.grad_norms = norms.detach().clone()  # seeded by the first step's norms
         scale = torch.clamp(factor * self.grad_norms / norms.clamp_min(1e-30), max=1.0)
         for gs, s in zip(grads, scale):
@@ -492,7 +492,7 @@ class W2GNSolver(Solver):
 
     def extra_state(self) -> dict[str, Any]:
         state = super().extra_state()
-        norms = getattr(self, "grad_norms", None)
+        norms = getattr(self, "grad_norms", None)  # None before setup
         return {**state, "grad_norms": norms.clone()} if norms is not None else state
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
